@@ -1,0 +1,127 @@
+// Typed errors, mapped once to HTTP by the API layer (src/api/errors.ts).
+// `type` is what Neutron puts in NeutronError.type: the exception class name.
+export abstract class NeutronError extends Error {
+  abstract readonly status: number;
+  readonly detail: string;
+  constructor(message: string, detail = '') {
+    super(message);
+    this.detail = detail;
+  }
+  get type(): string {
+    return this.constructor.name;
+  }
+}
+
+// ---- categories (status codes) ----
+export class BadRequest extends NeutronError { readonly status = 400; }
+export class NotAuthorized extends NeutronError { readonly status = 403; }
+export class NotFound extends NeutronError { readonly status = 404; }
+export class Conflict extends NeutronError { readonly status = 409; }
+export class PreconditionFailed extends NeutronError { readonly status = 412; }
+
+// ---- generic ----
+/** What webob raises for unparseable or malformed bodies and invalid attribute values. */
+export class HTTPBadRequest extends BadRequest {}
+export class HTTPNotFound extends NotFound {
+  constructor() { super('The resource could not be found.'); }
+}
+export class InvalidInput extends BadRequest {
+  constructor(reason: string) { super(`Invalid input for operation: ${reason}.`); }
+}
+export class PolicyNotAuthorized extends NotAuthorized {
+  constructor(rule: string) { super(`${rule} is disallowed by policy`); }
+}
+export class RevisionNumberConstraintFailed extends PreconditionFailed {
+  constructor(expected: number, current: number) {
+    super(`Constrained to ${expected}, but current revision is ${current}`);
+  }
+}
+export class OverQuota extends Conflict {
+  constructor(resource: string) {
+    super(`Quota exceeded for resources: ['${resource}'].`);
+  }
+}
+export class TagNotFound extends NotFound {
+  constructor(resourceType: string, id: string, tag: string) {
+    super(`Tag ${tag} could not be found for ${resourceType} ${id}.`);
+  }
+}
+
+const pascal = (name: string) => name.split(/[_-]/).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+
+/** `<Resource>NotFound` with Neutron's message, e.g. NetworkNotFound "Network X could not be found." */
+export class ResourceNotFound extends NotFound {
+  readonly resource: string;
+  constructor(resource: string, id: string) {
+    const label = resource.split(/[_-]/).join(' ');
+    super(`${label[0].toUpperCase()}${label.slice(1)} ${id} could not be found.`);
+    this.resource = resource;
+  }
+  override get type(): string {
+    return `${pascal(this.resource)}NotFound`;
+  }
+}
+
+// ---- networks / segments ----
+export class NetworkInUse extends Conflict {
+  constructor(id: string, portIds: string[]) {
+    super(`Unable to complete operation on network ${id}. There are one or more ports still in use on the network, id for these ports is: ${portIds.join(',')}.`);
+  }
+}
+export class VlanIdInUse extends Conflict {
+  constructor(vlan: number, physnet: string) {
+    super(`Unable to create the network. The VLAN ${vlan} on physical network ${physnet} is in use.`);
+  }
+}
+export class TunnelIdInUse extends Conflict {
+  constructor(id: number) {
+    super(`Unable to create the network. The tunnel ID ${id} is in use.`);
+  }
+}
+export class FlatNetworkInUse extends Conflict {
+  constructor(physnet: string) {
+    super(`Unable to create the flat network. Physical network ${physnet} is in use.`);
+  }
+}
+export class NoNetworkAvailable extends NeutronError {
+  readonly status = 503;
+  constructor() { super('Unable to create the network. No tenant network is available for allocation.'); }
+}
+
+// ---- subnets / IPAM ----
+export class SubnetInUse extends Conflict {
+  constructor(id: string, reason = 'One or more ports have an IP allocation from this subnet.') {
+    super(`Unable to complete operation on subnet ${id}: ${reason}`);
+  }
+}
+// Neutron reports this as a 400; the type name is ours (Neutron says InvalidInput).
+export class OverlappingSubnet extends BadRequest {
+  constructor(cidr: string, networkId: string, otherId: string, otherCidr: string) {
+    super(`Invalid input for operation: Requested subnet with cidr: ${cidr} for network: ${networkId} overlaps with another subnet ${otherId} (${otherCidr}).`);
+  }
+}
+export class IpAddressAlreadyAllocated extends Conflict {
+  constructor(ip: string, subnetId: string) {
+    super(`IP address ${ip} already allocated in subnet ${subnetId}`);
+  }
+}
+export class IpAddressGenerationFailure extends Conflict {
+  constructor(networkId: string) {
+    super(`No more IP addresses available on network ${networkId}.`);
+  }
+}
+export class InvalidIpForSubnet extends BadRequest {
+  constructor(ip: string) {
+    super(`IP address ${ip} is not a valid IP for the specified subnet.`);
+  }
+}
+export class InvalidIpForNetwork extends BadRequest {
+  constructor(ip: string) {
+    super(`IP address ${ip} is not a valid IP for any of the subnets on the specified network.`);
+  }
+}
+export class MacAddressInUse extends Conflict {
+  constructor(networkId: string, mac: string) {
+    super(`Unable to complete operation for network ${networkId}. The mac address ${mac} is in use.`);
+  }
+}

@@ -1,0 +1,93 @@
+// Row types of the store, shared by both back-ends (see database.ts for the
+// encoding: booleans as 0/1, lists and dicts as JSON text, times as ISO text).
+export interface StandardColumns {
+  id: string;
+  project_id: string;
+  name: string;
+  description: string;
+  created_at: string;
+  updated_at: string;
+  revision_number: number;
+}
+
+export interface NetworkRow extends StandardColumns {
+  admin_state_up: number;
+  status: string;
+  shared: number;
+  router_external: number;
+  is_default: number;
+  mtu: number;
+  port_security_enabled: number;
+  network_type: string;
+  physical_network: string | null;
+  segmentation_id: number | null;
+  availability_zone_hints: string;
+}
+
+export interface SegmentAllocationRow {
+  network_type: string;
+  physical_network: string;
+  segmentation_id: number;
+  network_id: string;
+}
+
+export interface SubnetRow extends StandardColumns {
+  network_id: string;
+  ip_version: number;
+  cidr: string;
+  gateway_ip: string | null;
+  enable_dhcp: number;
+  ipv6_ra_mode: string | null;
+  ipv6_address_mode: string | null;
+  allocation_pools: string;
+  dns_nameservers: string;
+  host_routes: string;
+  service_types: string;
+  subnetpool_id: string | null;
+}
+
+export interface PortRow extends StandardColumns {
+  network_id: string;
+  mac_address: string;
+  admin_state_up: number;
+  status: string;
+  device_id: string;
+  device_owner: string;
+  port_security_enabled: number;
+  allowed_address_pairs: string;
+  extra_dhcp_opts: string;
+  binding_host_id: string;
+  binding_vnic_type: string;
+  binding_vif_type: string;
+  binding_vif_details: string;
+  binding_profile: string;
+}
+
+export interface IpAllocationRow {
+  subnet_id: string;
+  ip_address: string;
+  port_id: string;
+  network_id: string;
+}
+
+export interface TagRow {
+  resource_type: string;
+  resource_id: string;
+  tag: string;
+}
+
+export interface QuotaRow {
+  project_id: string;
+  resource: string;
+  hard_limit: number;
+}
+
+export interface Database {
+  networks: NetworkRow;
+  segment_allocations: SegmentAllocationRow;
+  subnets: SubnetRow;
+  ports: PortRow;
+  ip_allocations: IpAllocationRow;
+  tags: TagRow;
+  quotas: QuotaRow;
+}

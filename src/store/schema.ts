@@ -82,6 +82,69 @@ export interface QuotaRow {
   hard_limit: number;
 }
 
+// ---- identity (src/identity, migration 0002-identity) ----
+export interface IdentityDomainRow {
+  id: string;
+  name: string;
+  description: string;
+  enabled: number;
+  created_at: string;
+}
+
+export interface IdentityProjectRow {
+  id: string;
+  domain_id: string;
+  name: string;
+  description: string;
+  enabled: number;
+  /** JSON list of strings. */
+  tags: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface IdentityUserRow {
+  id: string;
+  domain_id: string;
+  name: string;
+  password_hash: string | null;
+  enabled: number;
+  default_project_id: string | null;
+  /** JSON object of free-form attributes (email, description). */
+  extra: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface IdentityRoleRow {
+  id: string;
+  name: string;
+  description: string | null;
+}
+
+export interface IdentityRoleImplicationRow {
+  prior_role_id: string;
+  implied_role_id: string;
+}
+
+export interface IdentityAssignmentRow {
+  user_id: string;
+  project_id: string;
+  role_id: string;
+}
+
+export interface IdentityTokenRow {
+  token_hash: string;
+  user_id: string;
+  project_id: string | null;
+  /** JSON list of auth method names. */
+  methods: string;
+  audit_id: string;
+  issued_at: string;
+  expires_at: string;
+  revoked: number;
+}
+
 export interface Database {
   networks: NetworkRow;
   segment_allocations: SegmentAllocationRow;
@@ -90,4 +153,11 @@ export interface Database {
   ip_allocations: IpAllocationRow;
   tags: TagRow;
   quotas: QuotaRow;
+  identity_domains: IdentityDomainRow;
+  identity_projects: IdentityProjectRow;
+  identity_users: IdentityUserRow;
+  identity_roles: IdentityRoleRow;
+  identity_role_implications: IdentityRoleImplicationRow;
+  identity_assignments: IdentityAssignmentRow;
+  identity_tokens: IdentityTokenRow;
 }

@@ -1,0 +1,118 @@
+// The shape every Neutron resource service shares, so the HTTP layer can serve
+// any of them the same way. Services take and return wire-shaped dicts (like
+// Neutron's plugin API); each create, update and delete is one transaction,
+// and a bulk create is one transaction for the whole list (all-or-nothing).
+import { parseBody, type Body } from '../resources/attributes.ts';
+import { authorizeWrite } from '../identity/policy.ts';
+import type { AuthContext } from '../identity/context.ts';
+import type { Store, Tx } from '../store/database.ts';
+import {
+  addTag, bumpRevision, checkRevision, findVisibleRow, getResource, listResources, loadForWrite, loadTags,
+  removeTag, renderRows, replaceTags, type ListQuery, type Page, type ResourceModel, type Row, type Wire,
+} from './resource-store.ts';
+import { ResourceNotFound, TagNotFound } from '../errors.ts';
+
+export abstract class ResourceService {
+  constructor(readonly store: Store, readonly model: ResourceModel) {}
+
+  get def() {
+    return this.model.def;
+  }
+
+  /** Inserts one validated resource inside tx; returns its id. */
+  protected abstract createOne(tx: Tx, ctx: AuthContext, body: Body): Promise<string>;
+  /** Applies a validated update to a locked, authorized row. */
+  protected abstract updateOne(tx: Tx, ctx: AuthContext, row: Row, body: Body): Promise<void>;
+  /** Deletes a locked, authorized row and what hangs off it. */
+  protected abstract deleteOne(tx: Tx, ctx: AuthContext, row: Row): Promise<void>;
+
+  list(ctx: AuthContext, query: ListQuery): Promise<Page> {
+    return listResources(this.store.db, this.model, ctx, query);
+  }
+
+  get(ctx: AuthContext, id: string): Promise<Wire> {
+    return getResource(this.store.db, this.model, ctx, id);
+  }
+
+  async create(ctx: AuthContext, raw: unknown): Promise<Wire> {
+    return (await this.createBulk(ctx, [raw]))[0];
+  }
+
+  async createBulk(ctx: AuthContext, raws: unknown[]): Promise<Wire[]> {
+    const bodies = raws.map((raw) => {
+      const body = parseBody(this.def, raw, 'create');
+      authorizeWrite(ctx, this.def, 'create', raw as Body);
+      return body;
+    });
+    const ids = await this.store.transaction(async (tx) => {
+      const out: string[] = [];
+      for (const body of bodies) out.push(await this.createOne(tx, ctx, body));
+      return out;
+    });
+    return this.renderIds(ctx, ids);
+  }
+
+  async update(ctx: AuthContext, id: string, raw: unknown, ifMatch?: string): Promise<Wire> {
+    const body = parseBody(this.def, raw, 'update');
+    authorizeWrite(ctx, this.def, 'update', raw as Body);
+    await this.store.transaction(async (tx) => {
+      const row = await loadForWrite(tx, this.store.dialect, this.model, ctx, id, 'update');
+      checkRevision(row, ifMatch);
+      await this.updateOne(tx, ctx, row, body);
+    });
+    return (await this.renderIds(ctx, [id]))[0];
+  }
+
+  async delete(ctx: AuthContext, id: string, ifMatch?: string): Promise<void> {
+    authorizeWrite(ctx, this.def, 'delete');
+    await this.store.transaction(async (tx) => {
+      const row = await loadForWrite(tx, this.store.dialect, this.model, ctx, id, 'delete');
+      checkRevision(row, ifMatch);
+      await this.deleteOne(tx, ctx, row);
+      await tx.deleteFrom('tags').where('resource_id', '=', id).execute();
+    });
+  }
+
+  /** Renders freshly written rows; admin view is narrowed to the caller's by renderRows. */
+  protected async renderIds(ctx: AuthContext, ids: string[]): Promise<Wire[]> {
+    const rows = await (this.store.db as any).selectFrom(`${this.def.table} as r`).selectAll('r')
+      .where('r.id', 'in', ids).execute() as Row[];
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return renderRows(this.store.db, this.model, ctx, ids.map((id) => byId.get(id)!));
+  }
+
+  // ---- tags (standard-attr-tag): every change bumps the revision, as in Neutron
+
+  async getTags(ctx: AuthContext, id: string): Promise<string[]> {
+    if (!(await findVisibleRow(this.store.db, this.model, ctx, id))) throw new ResourceNotFound(this.def.name, id);
+    return (await loadTags(this.store.db, this.def.name, [id])).get(id) ?? [];
+  }
+
+  async hasTag(ctx: AuthContext, id: string, tag: string): Promise<void> {
+    if (!(await this.getTags(ctx, id)).includes(tag)) throw new TagNotFound(this.def.name, id, tag);
+  }
+
+  async changeTags(ctx: AuthContext, id: string, change: (tx: Tx) => Promise<void>, ifMatch?: string): Promise<string[]> {
+    authorizeWrite(ctx, this.def, 'update');
+    await this.store.transaction(async (tx) => {
+      const row = await loadForWrite(tx, this.store.dialect, this.model, ctx, id, 'update');
+      checkRevision(row, ifMatch);
+      await change(tx);
+      await bumpRevision(tx, this.def.table, id);
+    });
+    return (await loadTags(this.store.db, this.def.name, [id])).get(id) ?? [];
+  }
+
+  replaceTags(ctx: AuthContext, id: string, tags: string[], ifMatch?: string) {
+    return this.changeTags(ctx, id, (tx) => replaceTags(tx, this.def.name, id, tags), ifMatch);
+  }
+  addTag(ctx: AuthContext, id: string, tag: string, ifMatch?: string) {
+    return this.changeTags(ctx, id, (tx) => addTag(tx, this.def.name, id, tag), ifMatch);
+  }
+  removeTag(ctx: AuthContext, id: string, tag: string, ifMatch?: string) {
+    return this.changeTags(ctx, id, (tx) => removeTag(tx, this.def.name, id, tag), ifMatch);
+  }
+  removeAllTags(ctx: AuthContext, id: string, ifMatch?: string) {
+    return this.changeTags(ctx, id, (tx) => replaceTags(tx, this.def.name, id, []), ifMatch);
+  }
+}

@@ -11,6 +11,7 @@ import {
   removeTag, renderRows, replaceTags, type ListQuery, type Page, type ResourceModel, type Row, type Wire,
 } from './resource-store.ts';
 import { ResourceNotFound, TagNotFound } from '../errors.ts';
+import { recordChange, type ChangeOp } from './change-feed.ts';
 
 export abstract class ResourceService {
   constructor(readonly store: Store, readonly model: ResourceModel) {}
@@ -46,7 +47,11 @@ export abstract class ResourceService {
     });
     const ids = await this.store.transaction(async (tx) => {
       const out: string[] = [];
-      for (const body of bodies) out.push(await this.createOne(tx, ctx, body));
+      for (const body of bodies) {
+        const id = await this.createOne(tx, ctx, body);
+        await this.changed(tx, id, 'create');
+        out.push(id);
+      }
       return out;
     });
     return this.renderIds(ctx, ids);
@@ -59,6 +64,7 @@ export abstract class ResourceService {
       const row = await loadForWrite(tx, this.store.dialect, this.model, ctx, id, 'update');
       checkRevision(row, ifMatch);
       await this.updateOne(tx, ctx, row, body);
+      await this.changed(tx, id, 'update');
     });
     return (await this.renderIds(ctx, [id]))[0];
   }
@@ -70,7 +76,17 @@ export abstract class ResourceService {
       checkRevision(row, ifMatch);
       await this.deleteOne(tx, ctx, row);
       await tx.deleteFrom('tags').where('resource_id', '=', id).execute();
+      await this.changed(tx, id, 'delete', row);
     });
+  }
+
+  /**
+   * Appends this resource's change to the feed, in the caller's transaction.
+   * Services call it for other resources their change affects (a router
+   * interface changes a port) through recordResourceChange.
+   */
+  protected async changed(tx: Tx, id: string, op: ChangeOp, deletedRow?: Row): Promise<void> {
+    await recordResourceChange(tx, this.store, this.def.table, this.def.name, id, op, deletedRow);
   }
 
   /** Renders freshly written rows; admin view is narrowed to the caller's by renderRows. */
@@ -99,6 +115,7 @@ export abstract class ResourceService {
       checkRevision(row, ifMatch);
       await change(tx);
       await bumpRevision(tx, this.def.table, id);
+      await this.changed(tx, id, 'update');
     });
     return (await loadTags(this.store.db, this.def.name, [id])).get(id) ?? [];
   }
@@ -115,4 +132,16 @@ export abstract class ResourceService {
   removeAllTags(ctx: AuthContext, id: string, ifMatch?: string) {
     return this.changeTags(ctx, id, (tx) => replaceTags(tx, this.def.name, id, []), ifMatch);
   }
+}
+
+/** Records a change of any resource row (read back for its project and revision). */
+export async function recordResourceChange(
+  tx: Tx, store: Store, table: string, resourceType: string, id: string, op: ChangeOp, knownRow?: Row,
+): Promise<void> {
+  const row = knownRow ?? await (tx as any).selectFrom(table).select(['project_id', 'revision_number'])
+    .where('id', '=', id).executeTakeFirst() as Row | undefined;
+  if (!row) return;
+  await recordChange(tx, store.dialect, {
+    resource_type: resourceType, resource_id: id, project_id: row.project_id, op, revision_number: row.revision_number,
+  });
 }

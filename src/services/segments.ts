@@ -3,7 +3,7 @@
 // Allocation is one row in segment_allocations, whose primary key makes two
 // networks unable to hold the same segment even when created concurrently.
 import { InvalidInput, NoNetworkAvailable, VlanIdInUse, TunnelIdInUse, FlatNetworkInUse } from '../errors.ts';
-import { isUniqueViolation, type Tx } from '../store/database.ts';
+import type { Tx } from '../store/database.ts';
 import type { NetworkType } from '../resources/network.ts';
 
 export interface SegmentConfig {
@@ -78,36 +78,41 @@ export function lowestFree(used: number[], lo: number, hi: number): number | nul
 
 /**
  * Reserves the segment for the network; allocates the id when none was asked
- * for. Returns the segment as stored.
+ * for. Returns the segment as stored. Inserts use ON CONFLICT DO NOTHING, so a
+ * concurrent create that took the same id (PostgreSQL) makes us try the next
+ * free one instead of aborting the transaction.
  */
 export async function allocateSegment(tx: Tx, cfg: SegmentConfig, networkId: string, seg: Segment): Promise<Segment> {
   if (seg.network_type === 'local') return seg;
-  let id = seg.segmentation_id;
-  if (seg.network_type === 'flat') id = 0;
-  if (id === null) {
-    const range = seg.network_type === 'vxlan' ? cfg.vniRange : cfg.vlanRanges[seg.physical_network!];
-    if (!range) throw new NoNetworkAvailable();
-    const used = await tx.selectFrom('segment_allocations').select('segmentation_id')
-      .where('network_type', '=', seg.network_type).where('physical_network', '=', seg.physical_network ?? '')
-      .where('segmentation_id', '>=', range[0]).where('segmentation_id', '<=', range[1])
-      .orderBy('segmentation_id').execute();
-    id = lowestFree(used.map((u) => u.segmentation_id), range[0], range[1]);
+  const physnet = seg.physical_network ?? '';
+  const reserve = async (id: number) => {
+    const r = await tx.insertInto('segment_allocations')
+      .values({ network_type: seg.network_type, physical_network: physnet, segmentation_id: id, network_id: networkId })
+      .onConflict((oc) => oc.doNothing()).executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0n) === 1;
+  };
+  const stored = (id: number): Segment => ({ ...seg, segmentation_id: seg.network_type === 'flat' ? null : id });
+
+  if (seg.network_type === 'flat' || seg.segmentation_id !== null) {
+    const id = seg.network_type === 'flat' ? 0 : seg.segmentation_id!;
+    if (!(await reserve(id))) throw segmentInUse(seg, id);
+    return stored(id);
+  }
+
+  const range = seg.network_type === 'vxlan' ? cfg.vniRange : cfg.vlanRanges[seg.physical_network!];
+  if (!range) throw new NoNetworkAvailable();
+  const rows = await tx.selectFrom('segment_allocations').select('segmentation_id')
+    .where('network_type', '=', seg.network_type).where('physical_network', '=', physnet)
+    .where('segmentation_id', '>=', range[0]).where('segmentation_id', '<=', range[1])
+    .orderBy('segmentation_id').execute();
+  const used = rows.map((u) => u.segmentation_id);
+  for (;;) {
+    const id = lowestFree(used, range[0], range[1]);
     if (id === null) throw new NoNetworkAvailable();
+    if (await reserve(id)) return stored(id);
+    used.push(id);
+    used.sort((a, b) => a - b);
   }
-  const existing = await tx.selectFrom('segment_allocations').select('network_id')
-    .where('network_type', '=', seg.network_type).where('physical_network', '=', seg.physical_network ?? '')
-    .where('segmentation_id', '=', id).executeTakeFirst();
-  if (existing) throw segmentInUse(seg, id);
-  try {
-    await tx.insertInto('segment_allocations').values({
-      network_type: seg.network_type, physical_network: seg.physical_network ?? '', segmentation_id: id, network_id: networkId,
-    }).execute();
-  } catch (e) {
-    // A concurrent create took it between our read and insert (PostgreSQL).
-    if (isUniqueViolation(e)) throw segmentInUse(seg, id);
-    throw e;
-  }
-  return { ...seg, segmentation_id: seg.network_type === 'flat' ? null : id };
 }
 
 function segmentInUse(seg: Segment, id: number) {

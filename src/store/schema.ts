@@ -1,3 +1,4 @@
+import type { Generated } from 'kysely';
 // Row types of the store, shared by both back-ends (see database.ts for the
 // encoding: booleans as 0/1, lists and dicts as JSON text, times as ISO text).
 export interface StandardColumns {
@@ -145,7 +146,19 @@ export interface IdentityTokenRow {
   revoked: number;
 }
 
+export interface ChangeFeedRow {
+  seq: Generated<number>;
+  resource_type: string;
+  resource_id: string;
+  project_id: string;
+  op: 'create' | 'update' | 'delete';
+  revision_number: number;
+  created_at: string;
+  txid: number | string | null;
+}
+
 export interface Database {
+  change_feed: ChangeFeedRow;
   networks: NetworkRow;
   segment_allocations: SegmentAllocationRow;
   subnets: SubnetRow;

@@ -16,6 +16,7 @@ export const EXTENSIONS: Extension[] = [
   { name: "Port Security", alias: "port-security", description: "Provides port security", updated: "2012-07-23T10:00:00-00:00", links: [] },
   { name: "project_id field enabled", alias: "project-id", description: "Extension that indicates that project_id field is enabled.", updated: "2016-09-09T09:09:09-09:09", links: [] },
   { name: "Provider Network", alias: "provider", description: "Expose mapping of virtual networks to physical networks", updated: "2012-09-07T10:00:00-00:00", links: [] },
+  { name: "Quota engine limit check", alias: "quota-check-limit", description: "Support for checking the resource usage before applying a new quota limit", updated: "2021-09-08T16:00:00-00:00", links: [] },
   { name: "Quota management support", alias: "quotas", description: "Expose functions for quotas management per project", updated: "2012-07-29T10:00:00-00:00", links: [] },
   { name: "Quota details management support", alias: "quota_details", description: "Expose functions for quotas usage statistics per project", updated: "2017-02-10T10:00:00-00:00", links: [] },
   { name: "If-Match constraints based on revision_number", alias: "revision-if-match", description: "Extension indicating that If-Match based on revision_number is supported.", updated: "2016-12-11T00:00:00-00:00", links: [] },

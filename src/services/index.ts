@@ -4,6 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../store/database.ts';
 import { NetworkService } from './networks.ts';
+import { QuotaService } from './quotas.ts';
+import { registerQuotaRoutes } from '../api/quotas.ts';
 import type { ResourceService } from './resource-service.ts';
 import { DEFAULT_SEGMENT_CONFIG, type SegmentConfig } from './segments.ts';
 
@@ -15,15 +17,18 @@ export const DEFAULT_SERVICE_CONFIG: ServiceConfig = { segments: DEFAULT_SEGMENT
 
 export interface Services {
   networks: NetworkService;
+  quotas: QuotaService;
   collections: ResourceService[];
   routes: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
 
 export function createServices(store: Store, config: ServiceConfig = DEFAULT_SERVICE_CONFIG): Services {
   const networks = new NetworkService(store, config.segments);
+  const quotas = new QuotaService(store);
   return {
     networks,
+    quotas,
     collections: [networks],
-    routes: [],
+    routes: [(app) => registerQuotaRoutes(app, quotas)],
   };
 }

@@ -4,7 +4,7 @@
 // get_quota/update_quota/delete_quota call exactly these.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { QuotaService } from '../services/quotas.ts';
-import { HTTPNotImplemented } from '../services/quotas.ts';
+import { HTTPNotImplemented, QuotaMissingTenant } from '../services/quotas.ts';
 import { callerOf } from './auth.ts';
 
 type ProjectParams = { project_id: string };
@@ -17,6 +17,16 @@ export function registerQuotaRoutes(app: FastifyInstance, quotas: QuotaService, 
   app.post(base, async () => {
     throw new HTTPNotImplemented('POST requests are not supported on this resource.');
   });
+
+  // Collection actions: which project the token is scoped to. The legacy
+  // `neutron quota-show` (no --tenant-id) asks /quotas/tenant first.
+  for (const key of ['tenant', 'project'] as const) {
+    app.get(`${base}/${key}`, async (req) => {
+      const ctx = callerOf(req);
+      if (!ctx.projectId) throw new QuotaMissingTenant();
+      return { [key]: { [`${key}_id`]: ctx.projectId } };
+    });
+  }
 
   app.get(`${base}/:project_id`, async (req: FastifyRequest<{ Params: ProjectParams }>) => ({
     quota: await quotas.show(callerOf(req), req.params.project_id),

@@ -4,7 +4,7 @@
 // quota driver: a project may read its own quotas without any policy check;
 // reading another project's, listing, changing and resetting are admin-only.
 import type { AuthContext } from '../identity/context.ts';
-import { PolicyNotAuthorized, HTTPBadRequest, InvalidInput, NeutronError, NotFound } from '../errors.ts';
+import { BadRequest, HTTPBadRequest, InvalidInput, NeutronError, NotFound, PolicyNotAuthorized } from '../errors.ts';
 import type { Store } from '../store/database.ts';
 import { countUsage, QUOTA_DEFAULTS, quotaLimits, quotaResources } from './quota-limits.ts';
 
@@ -18,6 +18,13 @@ export interface QuotaUsage { limit: number; used: number; reserved: number }
 export class TenantQuotaNotFound extends NotFound {
   constructor(projectId: string) {
     super(`Quota for tenant ${projectId} could not be found.`);
+  }
+}
+
+/** /quotas/tenant and /quotas/project with a token not scoped to a project. */
+export class QuotaMissingTenant extends BadRequest {
+  constructor() {
+    super('Tenant-id was missing from quota request.');
   }
 }
 

@@ -125,3 +125,48 @@ export class MacAddressInUse extends Conflict {
     super(`Unable to complete operation for network ${networkId}. The mac address ${mac} is in use.`);
   }
 }
+
+// ---- security groups ----
+export class SecurityGroupRuleExists extends Conflict {
+  constructor(ruleId: string) { super(`Security group rule already exists. Rule id is ${ruleId}.`); }
+}
+export class SecurityGroupInUse extends Conflict {
+  constructor(id: string) { super(`Security Group ${id} in use.`); }
+}
+export class SecurityGroupCannotRemoveDefault extends Conflict {
+  constructor() { super('Insufficient rights for removing default security group.'); }
+}
+export class SecurityGroupCannotUpdateDefault extends Conflict {
+  constructor() { super('Updating default security group not allowed.'); }
+}
+export class SecurityGroupRemoteGroupAndRemoteIpPrefix extends BadRequest {
+  constructor() { super('Only remote_ip_prefix or remote_group_id may be provided.'); }
+}
+export class SecurityGroupRemoteAddressGroupAndRemoteIpPrefix extends BadRequest {
+  constructor() { super('Only remote_ip_prefix, remote_group_id or remote_address_group_id may be provided.'); }
+}
+export class SecurityGroupRuleParameterConflict extends BadRequest {
+  constructor(ethertype: string, cidr: string) { super(`Conflicting value ethertype ${ethertype} for CIDR ${cidr}`); }
+}
+export class SecurityGroupInvalidPortRange extends BadRequest {
+  constructor() { super('For TCP/UDP protocols, port_range_min must be <= port_range_max'); }
+}
+export class SecurityGroupInvalidPortValue extends BadRequest {
+  constructor(port: number) { super(`Invalid value for port ${port}`); }
+}
+export class SecurityGroupProtocolRequiredWithPorts extends BadRequest {
+  constructor() { super('Must also specify protocol if port range is given.'); }
+}
+export class SecurityGroupMissingIcmpType extends BadRequest {
+  constructor(code: number) { super(`ICMP code (port-range-max) ${code} is provided but ICMP type (port-range-min) is missing.`); }
+}
+export class SecurityGroupInvalidIcmpValue extends BadRequest {
+  constructor(field: string, attr: string, value: number) {
+    super(`Invalid value for ICMP ${field} (${attr}) ${value}. It must be 0 to 255.`);
+  }
+}
+export class SecurityGroupInvalidProtocolForPortRange extends BadRequest {
+  constructor(protocol: string) {
+    super(`Invalid protocol ${protocol} for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.`);
+  }
+}

@@ -9,6 +9,7 @@ import { installAuth } from './auth.ts';
 import { registerCollection, requestUrl } from './collection.ts';
 import { EXTENSIONS } from './extensions.ts';
 import { installMetrics } from './metrics.ts';
+import { registerActions } from './actions.ts';
 
 export interface NetworkAppOptions {
   identity: TokenValidator;
@@ -100,6 +101,7 @@ export async function buildNetworkApp(services: Services, opts: NetworkAppOption
   });
 
   for (const service of services.collections) registerCollection(app, service);
+  registerActions(app, services);
   for (const extra of services.routes) await extra(app);
   return app;
 }

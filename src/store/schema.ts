@@ -157,7 +157,55 @@ export interface ChangeFeedRow {
   txid: number | string | null;
 }
 
+export interface SecurityGroupRow {
+  id: string;
+  project_id: string;
+  name: string;
+  description: string;
+  stateful: number;
+  shared: number;
+  created_at: string;
+  updated_at: string;
+  revision_number: number;
+}
+
+export interface SecurityGroupRuleRow {
+  id: string;
+  project_id: string;
+  security_group_id: string;
+  direction: string;
+  ethertype: string;
+  protocol: string | null;
+  port_range_min: number | null;
+  port_range_max: number | null;
+  remote_ip_prefix: string | null;
+  normalized_cidr: string | null;
+  remote_group_id: string | null;
+  remote_address_group_id: string | null;
+  description: string | null;
+  fingerprint: string;
+  created_at: string;
+  updated_at: string;
+  revision_number: number;
+}
+
+export interface AddressGroupRow {
+  id: string;
+  project_id: string;
+  name: string;
+  description: string;
+  created_at: string;
+  updated_at: string;
+  revision_number: number;
+}
+
 export interface Database {
+  security_groups: SecurityGroupRow;
+  default_security_groups: { project_id: string; security_group_id: string };
+  security_group_rules: SecurityGroupRuleRow;
+  address_groups: AddressGroupRow;
+  address_group_addresses: { address_group_id: string; address: string };
+  port_security_groups: { port_id: string; security_group_id: string };
   change_feed: ChangeFeedRow;
   networks: NetworkRow;
   segment_allocations: SegmentAllocationRow;

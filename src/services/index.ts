@@ -7,6 +7,10 @@ import { NetworkService } from './networks.ts';
 import { QuotaService } from './quotas.ts';
 import { registerQuotaRoutes } from '../api/quotas.ts';
 import type { ResourceService } from './resource-service.ts';
+import { SecurityGroupService } from './security-groups.ts';
+import { SecurityGroupRuleService } from './security-group-rules.ts';
+import { AddressGroupService } from './address-groups.ts';
+import { registerQuotaResource } from './quota-limits.ts';
 import { DEFAULT_SEGMENT_CONFIG, type SegmentConfig } from './segments.ts';
 
 export interface ServiceConfig {
@@ -18,17 +22,29 @@ export const DEFAULT_SERVICE_CONFIG: ServiceConfig = { segments: DEFAULT_SEGMENT
 export interface Services {
   networks: NetworkService;
   quotas: QuotaService;
+  securityGroups: SecurityGroupService;
+  securityGroupRules: SecurityGroupRuleService;
+  addressGroups: AddressGroupService;
   collections: ResourceService[];
   routes: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
 
+registerQuotaResource('security_group', 'security_groups', 10);
+registerQuotaResource('security_group_rule', 'security_group_rules', 100);
+
 export function createServices(store: Store, config: ServiceConfig = DEFAULT_SERVICE_CONFIG): Services {
   const networks = new NetworkService(store, config.segments);
   const quotas = new QuotaService(store);
+  const securityGroups = new SecurityGroupService(store);
+  const securityGroupRules = new SecurityGroupRuleService(store);
+  const addressGroups = new AddressGroupService(store);
   return {
     networks,
     quotas,
-    collections: [networks],
+    securityGroups,
+    securityGroupRules,
+    addressGroups,
+    collections: [networks, securityGroups, securityGroupRules, addressGroups],
     routes: [(app) => registerQuotaRoutes(app, quotas)],
   };
 }

@@ -199,7 +199,44 @@ export interface AddressGroupRow {
   revision_number: number;
 }
 
+export interface RouterRow {
+  id: string;
+  project_id: string;
+  name: string;
+  description: string;
+  admin_state_up: number;
+  status: string;
+  distributed: number;
+  ha: number;
+  gw_network_id: string | null;
+  gw_port_id: string | null;
+  enable_snat: number;
+  routes: string;
+  availability_zone_hints: string;
+  created_at: string;
+  updated_at: string;
+  revision_number: number;
+}
+
+export interface FloatingIpRow {
+  id: string;
+  project_id: string;
+  description: string;
+  floating_network_id: string;
+  floating_ip_address: string;
+  floating_port_id: string;
+  port_id: string | null;
+  fixed_ip_address: string | null;
+  router_id: string | null;
+  status: string;
+  created_at: string;
+  updated_at: string;
+  revision_number: number;
+}
+
 export interface Database {
+  routers: RouterRow;
+  floatingips: FloatingIpRow;
   security_groups: SecurityGroupRow;
   default_security_groups: { project_id: string; security_group_id: string };
   security_group_rules: SecurityGroupRuleRow;

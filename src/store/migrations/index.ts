@@ -3,6 +3,7 @@ import * as m0001 from './0001-networking.ts';
 import * as m0002identity from './0002-identity.ts';
 import * as m0003 from './0003-change-feed.ts';
 import * as m0004 from './0004-security-groups.ts';
+import * as m0005 from './0005-l3.ts';
 
 // Append new migrations here; never edit one that has shipped.
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002-identity': m0002identity,
   '0003-change-feed': m0003,
   '0004-security-groups': m0004,
+  '0005-l3': m0005,
 };

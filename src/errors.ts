@@ -94,10 +94,15 @@ export class SubnetInUse extends Conflict {
     super(`Unable to complete operation on subnet ${id}: ${reason}`);
   }
 }
-// Neutron reports this as a 400; the type name is ours (Neutron says InvalidInput).
+// Neutron raises InvalidInput here and, deliberately, does not name the other
+// subnet (it may belong to another project on a shared network); the class
+// name is ours, the wire type and message are Neutron's.
 export class OverlappingSubnet extends BadRequest {
-  constructor(cidr: string, networkId: string, otherId: string, otherCidr: string) {
-    super(`Invalid input for operation: Requested subnet with cidr: ${cidr} for network: ${networkId} overlaps with another subnet ${otherId} (${otherCidr}).`);
+  constructor(cidr: string, networkId: string) {
+    super(`Invalid input for operation: Requested subnet with cidr: ${cidr} for network: ${networkId} overlaps with another subnet.`);
+  }
+  override get type(): string {
+    return 'InvalidInput';
   }
 }
 export class IpAddressAlreadyAllocated extends Conflict {
@@ -125,8 +130,101 @@ export class MacAddressInUse extends Conflict {
     super(`Unable to complete operation for network ${networkId}. The mac address ${mac} is in use.`);
   }
 }
+export class InvalidAllocationPool extends BadRequest {
+  constructor(pool: string) { super(`The allocation pool ${pool} is not valid.`); }
+}
+export class OutOfBoundsAllocationPool extends BadRequest {
+  constructor(pool: string, cidr: string) { super(`The allocation pool ${pool} spans beyond the subnet cidr ${cidr}.`); }
+}
+export class OverlappingAllocationPools extends Conflict {
+  constructor(pool1: string, pool2: string, cidr: string) {
+    super(`Found overlapping allocation pools: ${pool1} ${pool2} for subnet ${cidr}.`);
+  }
+}
+export class GatewayConflictWithAllocationPools extends Conflict {
+  constructor(ip: string, pool: string) { super(`Gateway ip ${ip} conflicts with allocation pool ${pool}.`); }
+}
+export class GatewayIpInUse extends Conflict {
+  constructor(ip: string, portId: string) {
+    super(`Current gateway ip ${ip} already in use by port ${portId}. Unable to update.`);
+  }
+}
+export class DNSNameServersExhausted extends BadRequest {
+  constructor(subnet: string, quota: number) {
+    super(`Unable to complete operation for ${subnet}. The number of DNS nameservers exceeds the limit ${quota}.`);
+  }
+}
+export class HostRoutesExhausted extends BadRequest {
+  constructor(subnet: string, quota: number) {
+    super(`Unable to complete operation for ${subnet}. The number of host routes exceeds the limit ${quota}.`);
+  }
+}
+export class InvalidSubnetServiceType extends BadRequest {
+  constructor(serviceType: string) {
+    super(`Subnet service type ${serviceType} does not correspond to a valid device owner.`);
+  }
+}
+export class NetworkMTUSubnetConflict extends Conflict {
+  constructor(networkId: string, mtu: number) {
+    super(`MTU of ${networkId} is not valid, subnet requires a minimum of ${mtu}`);
+  }
+}
+export class AllocationOnAutoAddressSubnet extends BadRequest {
+  constructor(ip: string, subnetId: string) {
+    super(`IPv6 address ${ip} cannot be directly assigned to a port on subnet ${subnetId} as the subnet is configured for automatic addresses`);
+  }
+}
+export class IpAddressGenerationFailureNoMatchingSubnet extends Conflict {
+  constructor(networkId: string, serviceType: string) {
+    super(`No valid service subnet for the given device owner, network ${networkId}, service type ${serviceType}.`);
+  }
+}
+
+// ---- ports ----
+export class MacAddressGenerationFailure extends NeutronError {
+  readonly status = 503;
+  constructor(networkId: string) { super(`Unable to generate unique mac on network ${networkId}.`); }
+}
+export class PortBound extends Conflict {
+  constructor(portId: string, vifType: string, oldMac: string, newMac: string) {
+    super(`Unable to complete operation on port ${portId}, port is already bound, port type: ${vifType}, old_mac ${oldMac}, new_mac ${newMac}.`);
+  }
+}
+export class UnsupportedPortDeviceOwner extends Conflict {
+  constructor(op: string, deviceOwner: string, portId: string) {
+    super(`Operation ${op} is not supported for device_owner ${deviceOwner} on port ${portId}.`);
+  }
+}
+export class AddressPairAndPortSecurityRequired extends Conflict {
+  constructor() { super('Port Security must be enabled in order to have allowed address pairs on a port.'); }
+}
+export class AllowedAddressPairsMissingIP extends BadRequest {
+  constructor() { super('AllowedAddressPair must contain ip_address'); }
+}
+export class DuplicateAddressPairInRequest extends BadRequest {
+  constructor(mac: string | null, ip: string) {
+    super(`Request contains duplicate address pair: mac_address ${mac ?? 'None'} ip_address ${ip}.`);
+  }
+}
+export class AllowedAddressPairExhausted extends BadRequest {
+  constructor(quota: number) { super(`The number of allowed address pair exceeds the maximum ${quota}.`); }
+}
+export class PortSecurityAndIPRequiredForSecurityGroups extends BadRequest {
+  constructor() {
+    super('Port security must be enabled and port must have an IP address in order to use security groups.');
+  }
+}
+export class PortSecurityPortHasSecurityGroup extends Conflict {
+  constructor() {
+    super('Port has security group associated. Cannot disable port security or IP address until security group is removed.');
+  }
+}
 
 // ---- security groups ----
+/** Neutron's own message ("does not exist"), not the generic "could not be found". */
+export class SecurityGroupNotFound extends NotFound {
+  constructor(id: string) { super(`Security group ${id} does not exist`); }
+}
 export class SecurityGroupRuleExists extends Conflict {
   constructor(ruleId: string) { super(`Security group rule already exists. Rule id is ${ruleId}.`); }
 }

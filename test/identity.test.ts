@@ -525,10 +525,13 @@ forEachBackend((backend) => {
         }
       });
 
-      it('answers unknown paths with a Keystone 404', async () => {
+      it('answers unknown paths and malformed URLs in Keystone format', async () => {
         const res = await call('GET', '/v3/nothing-here', { token: adminToken });
         assert.equal(res.status, 404);
         assert.deepEqual(res.body, { error: { code: 404, message: 'The resource could not be found.', title: 'Not Found' } });
+        const badUrl = await call('GET', '/v3/projects/%zz', { token: adminToken });
+        assert.equal(badUrl.status, 400);
+        assert.equal(badUrl.body.error.title, 'Bad Request');
       });
     });
 

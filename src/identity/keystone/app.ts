@@ -2,7 +2,9 @@
 // a lenient JSON body parser, and the routes of routes.ts.
 import crypto from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions,
+} from 'fastify';
 import { KeystoneError, ValidationError, errorBody } from './errors.ts';
 import { baseUrl } from './http.ts';
 import {
@@ -32,6 +34,19 @@ function sendError(reply: FastifyReply, identityBase: string, code: number, titl
   return reply.code(code).send(errorBody(code, title, message));
 }
 
+/** Keystone's error body for anything thrown: typed errors as they are, client errors by status, the rest as a logged 500. */
+function sendFailure(routes: Routes, err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const base = baseUrl(routes, req);
+  if (err instanceof KeystoneError) return sendError(reply, base, err.code, err.title, err.message);
+  const status = (err as { statusCode?: number }).statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    // fastify's own client errors (bad URL, body too large...): their messages carry no secrets.
+    return sendError(reply, base, status, STATUS_CODES[status] ?? 'Error', (err as Error).message);
+  }
+  req.log.error({ err }, 'identity request failed');
+  return sendError(reply, base, 500, 'Internal Server Error', 'An unexpected error prevented the server from fulfilling your request.');
+}
+
 export function buildApp(routes: Routes, logger?: boolean | object): FastifyInstance {
   const app = Fastify({
     ...loggerOptions(logger),
@@ -40,7 +55,9 @@ export function buildApp(routes: Routes, logger?: boolean | object): FastifyInst
     requestIdHeader: false,
     genReqId: () => `req-${crypto.randomUUID()}`,
     bodyLimit: 1024 * 1024,
-  }) as unknown as FastifyInstance;
+    // Errors raised before routing (malformed URL, overlong path parameter).
+    frameworkErrors: (err, req, reply) => sendFailure(routes, err, req, reply),
+  });
 
   // Keystone clients send JSON, sometimes with an empty body (PUT of a grant)
   // or an unusual content type; accept all of it and answer bad JSON with 400.
@@ -60,18 +77,7 @@ export function buildApp(routes: Routes, logger?: boolean | object): FastifyInst
     reply.header('x-openstack-request-id', req.id);
   });
 
-  app.setErrorHandler((err, req, reply) => {
-    const base = baseUrl(routes, req);
-    if (err instanceof KeystoneError) return sendError(reply, base, err.code, err.title, err.message);
-    const status = (err as { statusCode?: number }).statusCode;
-    if (status !== undefined && status >= 400 && status < 500) {
-      // fastify's own client errors (body too large, bad content length...): their messages carry no secrets.
-      return sendError(reply, base, status, STATUS_CODES[status] ?? 'Error', (err as Error).message);
-    }
-    req.log.error({ err }, 'identity request failed');
-    return sendError(reply, base, 500, 'Internal Server Error', 'An unexpected error prevented the server from fulfilling your request.');
-  });
-
+  app.setErrorHandler((err, req, reply) => sendFailure(routes, err, req, reply));
   app.setNotFoundHandler((req, reply) => sendError(reply, baseUrl(routes, req), 404, 'Not Found', 'The resource could not be found.'));
 
   registerVersionRoutes(app, routes);

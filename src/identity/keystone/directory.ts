@@ -271,21 +271,16 @@ export class Directory {
       await repo.insertImplication(this.db, roles.get(prior)!, roles.get(implied)!);
     }
     const project = await this.ensureProject('admin');
-    const existing = await repo.findUserByName(this.db, DEFAULT_DOMAIN_ID, 'admin');
+    const password = adminPassword ?? generatePassword();
+    const { row: user, created } = await this.ensureUserRow('admin', password, project.id);
     let result: BootstrapResult = { generatedPassword: null, passwordChanged: false };
-    let userId: string;
-    if (!existing) {
-      const password = adminPassword ?? generatePassword();
-      userId = (await this.ensureUserRow('admin', password, project.id)).id;
+    if (created) {
       result = { generatedPassword: password, passwordChanged: true };
-    } else {
-      userId = existing.id;
-      if (adminPassword !== undefined && !(await verifyPassword(adminPassword, existing.password_hash))) {
-        await this.updateUser(existing.id, { password: adminPassword, enabled: true, extra: {} });
-        result = { generatedPassword: adminPassword, passwordChanged: true };
-      }
+    } else if (adminPassword !== undefined && !(await verifyPassword(adminPassword, user.password_hash))) {
+      await this.updateUser(user.id, { password: adminPassword, enabled: true, extra: {} });
+      result = { generatedPassword: adminPassword, passwordChanged: true };
     }
-    await repo.insertAssignment(this.db, { user_id: userId, project_id: project.id, role_id: roles.get('admin')! });
+    await repo.insertAssignment(this.db, { user_id: user.id, project_id: project.id, role_id: roles.get('admin')! });
     this.changed();
     return result;
   }
@@ -295,8 +290,8 @@ export class Directory {
     const role = (await repo.listRoles(this.db, { name: opts.role }))[0];
     if (!role) throw new ValidationError(`Role ${opts.role} does not exist; run bootstrap first.`);
     const project = await this.ensureProject(opts.project);
-    const user = await this.ensureUserRow(opts.user, opts.password, project.id);
-    if (!(await verifyPassword(opts.password, user.password_hash))) {
+    const { row: user, created } = await this.ensureUserRow(opts.user, opts.password, project.id);
+    if (!created && !(await verifyPassword(opts.password, user.password_hash))) {
       await this.updateUser(user.id, { password: opts.password, extra: {} });
     }
     await repo.insertAssignment(this.db, { user_id: user.id, project_id: project.id, role_id: role.id });
@@ -324,9 +319,10 @@ export class Directory {
     }
   }
 
-  private async ensureUserRow(name: string, password: string, defaultProjectId: string): Promise<repo.UserRow> {
+  /** The user in the default domain, created with this password if missing; `created` says whether this call made it. */
+  private async ensureUserRow(name: string, password: string, defaultProjectId: string): Promise<{ row: repo.UserRow; created: boolean }> {
     const found = await repo.findUserByName(this.db, DEFAULT_DOMAIN_ID, name);
-    if (found) return found;
+    if (found) return { row: found, created: false };
     const t = now();
     const row = {
       id: newId(), domain_id: DEFAULT_DOMAIN_ID, name, password_hash: await hashPassword(password), enabled: 1,
@@ -334,10 +330,11 @@ export class Directory {
     };
     try {
       await repo.insertUser(this.db, row);
-      return row;
+      return { row, created: true };
     } catch (e) {
+      // Another process created it first (concurrent bootstrap): its row, and its password, win.
       if (!isUniqueViolation(e)) throw e;
-      return (await repo.findUserByName(this.db, DEFAULT_DOMAIN_ID, name))!;
+      return { row: (await repo.findUserByName(this.db, DEFAULT_DOMAIN_ID, name))!, created: false };
     }
   }
 

@@ -102,22 +102,27 @@ export interface ProjectUpdate {
   tags?: string[];
 }
 
-/** Hierarchical projects and projects acting as domains are not supported: a parent can only be the domain. */
-function rejectHierarchy(p: JsonObject, domainId: string | undefined): void {
+/**
+ * Hierarchical projects and projects acting as domains are not supported: a
+ * project's parent can only be its domain. Returns the domain the body names
+ * (domain_id, or parent_id standing for it), if any.
+ */
+function projectDomain(p: JsonObject, currentDomainId?: string): string | undefined {
   if (p.is_domain === true) throw invalid('is_domain', 'projects acting as domains are not supported');
-  const parent = p.parent_id;
-  if (parent !== undefined && parent !== null && parent !== domainId) {
+  const domainId = optString(p, 'domain_id', { min: 1, max: 64 });
+  const parentId = p.parent_id === null ? undefined : optString(p, 'parent_id', { min: 1, max: 64 });
+  const expected = domainId ?? currentDomainId;
+  if (parentId !== undefined && expected !== undefined && parentId !== expected) {
     throw invalid('parent_id', 'only top-level projects (parent_id = domain_id) are supported');
   }
+  return domainId ?? parentId;
 }
 
 export function parseProjectCreate(body: unknown): ProjectCreate {
   const p = requireObject(body, 'project');
-  const domainId = optString(p, 'domain_id', { min: 1, max: 64 });
-  rejectHierarchy(p, domainId ?? (typeof p.parent_id === 'string' ? p.parent_id : undefined));
   return {
     name: requireString(p, 'name', PROJECT_NAME),
-    domainId: domainId ?? (typeof p.parent_id === 'string' ? p.parent_id : undefined),
+    domainId: projectDomain(p),
     description: optNullableString(p, 'description', { max: 65535 }) ?? '',
     enabled: optBoolean(p, 'enabled') ?? true,
     tags: optStringList(p, 'tags') ?? [],
@@ -127,7 +132,7 @@ export function parseProjectCreate(body: unknown): ProjectCreate {
 export function parseProjectUpdate(body: unknown, current: { domainId: string }): ProjectUpdate {
   const p = requireObject(body, 'project');
   if (p.domain_id !== undefined && p.domain_id !== current.domainId) throw invalid('domain_id', 'a project cannot move to another domain');
-  rejectHierarchy(p, current.domainId);
+  projectDomain(p, current.domainId);
   const description = optNullableString(p, 'description', { max: 65535 });
   return {
     name: optString(p, 'name', PROJECT_NAME),

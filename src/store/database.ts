@@ -62,7 +62,7 @@ function openSqlite(file: string): Store {
   conn.pragma('synchronous = NORMAL');
   conn.pragma('foreign_keys = ON');
   conn.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(conn) }) });
   return {
     db,
     dialect: 'sqlite',
@@ -70,6 +70,36 @@ function openSqlite(file: string): Store {
     // are serial and there is nothing to retry.
     transaction: (fn) => db.transaction().execute(fn),
     close: () => db.destroy(),
+  };
+}
+
+/** Distinct SQL texts kept prepared; IN lists of every length make the set open-ended. */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely's SQLite driver prepares every query it runs, and preparing costs
+ * about as much as running a typical primary-key lookup. Queries come from a
+ * small set of builders, so the same SQL text recurs: keep the prepared
+ * statements (least recently used out). A statement still being iterated
+ * (streamQuery) is busy and cannot be re-run, so that case gets a fresh one.
+ */
+function withStatementCache(conn: SqliteDatabase.Database): { close(): void; prepare(sql: string): SqliteDatabase.Statement } {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => conn.close(),
+    prepare(sql: string) {
+      const hit = cache.get(sql);
+      if (hit && !hit.busy) {
+        // Re-insert: Map order is the recency order.
+        cache.delete(sql);
+        cache.set(sql, hit);
+        return hit;
+      }
+      const stmt = conn.prepare(sql);
+      cache.set(sql, stmt);
+      if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      return stmt;
+    },
   };
 }
 

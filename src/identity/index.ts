@@ -45,21 +45,21 @@ export async function createIdentity(
 ): Promise<Identity> {
   const tokenTtlSeconds = opts.tokenTtlSeconds ?? 3600;
   if (!(tokenTtlSeconds > 0)) throw new RangeError('tokenTtlSeconds must be positive');
-  // The directory reports every write so the token cache is emptied at once;
-  // `tokens` is assigned right below, before any write can happen.
-  let tokens: TokenService | undefined;
-  const directory = new Directory(store, CACHE_TTL_MS, () => tokens?.invalidate());
-  tokens = new TokenService(store, directory, { tokenTtlSeconds, cacheTtlMs: CACHE_TTL_MS, cacheMaxEntries: CACHE_MAX_ENTRIES });
-  const service = tokens;
-  const app = buildApp({ endpoints, tokens: service, directory }, opts.logger);
+  // The directory reports every write; the token service then drops its cache,
+  // so a revoked grant or a deleted user takes effect at once in this process.
+  let onDirectoryChange = (): void => {};
+  const directory = new Directory(store, CACHE_TTL_MS, () => onDirectoryChange());
+  const tokens = new TokenService(store, directory, { tokenTtlSeconds, cacheTtlMs: CACHE_TTL_MS, cacheMaxEntries: CACHE_MAX_ENTRIES });
+  onDirectoryChange = () => tokens.invalidate();
+  const app = buildApp({ endpoints, tokens, directory }, opts.logger);
 
   return {
     app,
-    validateToken: (token: string): Promise<AuthContext | null> => service.validate(token),
+    validateToken: (token: string): Promise<AuthContext | null> => tokens.validate(token),
     bootstrap: (adminPassword?: string) => directory.bootstrap(adminPassword),
     ensureUser: (o) => directory.ensureUser(o),
     async issueToken(user: string, password: string, project: string): Promise<string> {
-      const { token } = await service.authenticate({
+      const { token } = await tokens.authenticate({
         methods: ['password'],
         password: { user: { name: user, domain: { id: DEFAULT_DOMAIN_ID } }, password },
         scope: { kind: 'project', project: { name: project, domain: { id: DEFAULT_DOMAIN_ID } } },

@@ -1,7 +1,7 @@
 // The Identity API routes: versions, auth/tokens, projects, users, roles,
 // domains, grants and role assignments. Handlers parse (input.ts), enforce
 // policy (access.ts), act (directory.ts / tokens.ts) and render (views.ts).
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { enforce } from './access.ts';
 import { named, type Directory } from './directory.ts';
 import { NotFound, ValidationError } from './errors.ts';
@@ -42,7 +42,7 @@ export function registerAuthRoutes(app: FastifyInstance, r: Routes): void {
   });
 
   /** The token named by X-Subject-Token, checked against the caller's right to see it. */
-  async function subjectToken(req: Parameters<typeof caller>[1], action: 'identity:validate_token' | 'identity:revoke_token') {
+  async function subjectToken(req: FastifyRequest, action: 'identity:validate_token' | 'identity:revoke_token') {
     const me = await caller(r, req);
     const subject = header(req, 'x-subject-token');
     if (!subject) throw new ValidationError('X-Subject-Token header is required.');

@@ -145,8 +145,13 @@ export class TokenService {
 
   /** Revokes the token for good; false when it was unknown or already revoked. */
   async revoke(token: string): Promise<boolean> {
-    const done = await repo.revokeToken(this.store.db, hashToken(token));
-    this.invalidate();
+    const hash = hashToken(token);
+    const done = await repo.revokeToken(this.store.db, hash);
+    // Only this token leaves the cache; the epoch bump keeps a lookup that
+    // raced with the revocation from putting it back.
+    this.epoch++;
+    this.cache.delete(hash);
+    this.inflight.delete(hash);
     return done;
   }
 

@@ -28,6 +28,8 @@ export class HTTPNotFound extends NotFound {
 export class InvalidInput extends BadRequest {
   constructor(reason: string) { super(`Invalid input for operation: ${reason}.`); }
 }
+/** Neutron's API layer refusing a port or subnet on another project's unshared network. */
+export class HTTPForbidden extends NotAuthorized {}
 export class PolicyNotAuthorized extends NotAuthorized {
   constructor(rule: string) { super(`${rule} is disallowed by policy`); }
 }

@@ -4,6 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../store/database.ts';
 import { NetworkService } from './networks.ts';
+import { SubnetService } from './subnets.ts';
+import { PortService } from './ports.ts';
 import { QuotaService } from './quotas.ts';
 import { registerQuotaRoutes } from '../api/quotas.ts';
 import type { ResourceService } from './resource-service.ts';
@@ -21,6 +23,8 @@ export const DEFAULT_SERVICE_CONFIG: ServiceConfig = { segments: DEFAULT_SEGMENT
 
 export interface Services {
   networks: NetworkService;
+  subnets: SubnetService;
+  ports: PortService;
   quotas: QuotaService;
   securityGroups: SecurityGroupService;
   securityGroupRules: SecurityGroupRuleService;
@@ -34,17 +38,21 @@ registerQuotaResource('security_group_rule', 'security_group_rules', 100);
 
 export function createServices(store: Store, config: ServiceConfig = DEFAULT_SERVICE_CONFIG): Services {
   const networks = new NetworkService(store, config.segments);
+  const subnets = new SubnetService(store);
+  const ports = new PortService(store);
   const quotas = new QuotaService(store);
   const securityGroups = new SecurityGroupService(store);
   const securityGroupRules = new SecurityGroupRuleService(store);
   const addressGroups = new AddressGroupService(store);
   return {
     networks,
+    subnets,
+    ports,
     quotas,
     securityGroups,
     securityGroupRules,
     addressGroups,
-    collections: [networks, securityGroups, securityGroupRules, addressGroups],
+    collections: [networks, subnets, ports, securityGroups, securityGroupRules, addressGroups],
     routes: [(app) => registerQuotaRoutes(app, quotas)],
   };
 }

@@ -220,6 +220,8 @@ async function main(): Promise<void> {
   const which = args.backend === 'all' ? ['sqlite', 'postgres'] : [args.backend];
   console.log(`Nucleon API benchmark: ${PORTS} ports per phase, ${CLIENTS} concurrent clients, keep-alive HTTP`);
   console.log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), ${os.platform()} ${os.release()}`);
+  // Other work on the machine moves every figure; say how busy it was.
+  console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log('for scale, real Neutron: 4.1 creates/s (1 client), 5.3/s (8 clients), 506 ports listed in 0.7 s');
   for (const b of which) {
     if (b === 'sqlite') {

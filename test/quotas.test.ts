@@ -138,6 +138,30 @@ for (const backend of BACKENDS) {
       assert.deepEqual(d.body.quota.network, { limit: 0, used: 4, reserved: 0 });
     });
 
+    it('enforces the port quota on single and bulk creates, counting every port of the project', async () => {
+      const p = await cloud.principal('dave', 'member');
+      const dave = cloud.api(p.token);
+      const net = (await dave.post('/v2.0/networks', { network: { name: 'pq' } })).body.network.id;
+      assert.equal((await dave.post('/v2.0/subnets', { subnet: { network_id: net, cidr: '10.77.0.0/24', ip_version: 4 } })).status, 201);
+      assert.equal((await admin.put(`/v2.0/quotas/${p.projectId}`, { quota: { port: 3 } })).status, 200);
+      assert.equal((await dave.post('/v2.0/ports', { port: { network_id: net } })).status, 201);
+      // Two more would be 4 > 3: the whole bulk is refused and nothing is left behind.
+      expectError(
+        await dave.post('/v2.0/ports', { ports: [{ network_id: net }, { network_id: net }, { network_id: net }] }),
+        409, 'OverQuota', "Quota exceeded for resources: ['port'].",
+      );
+      assert.equal((await dave.get(`/v2.0/ports?network_id=${net}`)).body.ports.length, 1);
+      assert.equal((await dave.post('/v2.0/ports', { ports: [{ network_id: net }, { network_id: net }] })).status, 201);
+      expectError(await dave.post('/v2.0/ports', { port: { network_id: net } }), 409, 'OverQuota', "Quota exceeded for resources: ['port'].");
+      const d = await dave.get(`/v2.0/quotas/${p.projectId}/details`);
+      assert.deepEqual(d.body.quota.port, { limit: 3, used: 3, reserved: 0 });
+      assert.deepEqual(d.body.quota.subnet, { limit: 100, used: 1, reserved: 0 });
+      // Deleting a port makes room again.
+      const ports = (await dave.get(`/v2.0/ports?network_id=${net}`)).body.ports;
+      assert.equal((await dave.del(`/v2.0/ports/${ports[0].id}`)).status, 204);
+      assert.equal((await dave.post('/v2.0/ports', { port: { network_id: net } })).status, 201);
+    });
+
     it('answers the tenant and project collection actions with the token\'s project', async () => {
       assert.deepEqual((await alice.get('/v2.0/quotas/tenant')).body, { tenant: { tenant_id: aliceProject } });
       assert.deepEqual((await aliceReader.get('/v2.0/quotas/project')).body, { project: { project_id: aliceProject } });

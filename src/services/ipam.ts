@@ -18,7 +18,7 @@ import {
   IpAddressGenerationFailure, IpAddressGenerationFailureNoMatchingSubnet, OutOfBoundsAllocationPool,
   OverlappingAllocationPools, ResourceNotFound,
 } from '../errors.ts';
-import { isUniqueViolation, type Dialect, type Tx } from '../store/database.ts';
+import type { Dialect, Tx } from '../store/database.ts';
 import type { Row } from './resource-store.ts';
 
 // =================================================================== 1. math
@@ -590,18 +590,17 @@ async function scanForFree(tx: Tx, subnet: SubnetInfo): Promise<bigint | null> {
   return null;
 }
 
+/**
+ * Stores one address. The primary key decides: ON CONFLICT DO NOTHING turns a
+ * taken address into "no row inserted" (one statement, and on PostgreSQL no
+ * aborted transaction), reported as Neutron's IpAddressAlreadyAllocated.
+ */
 async function claim(tx: Tx, port: PortAddressing, subnet: SubnetInfo, value: bigint): Promise<FixedIp> {
   const ip = formatIp(subnet.version, value);
-  const held = await tx.selectFrom('ip_allocations').select('port_id')
-    .where('subnet_id', '=', subnet.id).where('ip_address', '=', ip).executeTakeFirst();
-  if (held) throw new IpAddressAlreadyAllocated(ip, subnet.id);
-  try {
-    await tx.insertInto('ip_allocations').values({ subnet_id: subnet.id, ip_address: ip, port_id: port.id, network_id: port.network_id }).execute();
-  } catch (e) {
-    // The primary key is the last guard should a concurrent writer get past the lock.
-    if (isUniqueViolation(e)) throw new IpAddressAlreadyAllocated(ip, subnet.id);
-    throw e;
-  }
+  const r = await tx.insertInto('ip_allocations')
+    .values({ subnet_id: subnet.id, ip_address: ip, port_id: port.id, network_id: port.network_id })
+    .onConflict((oc) => oc.doNothing()).executeTakeFirst();
+  if (Number(r.numInsertedOrUpdatedRows ?? 0n) !== 1) throw new IpAddressAlreadyAllocated(ip, subnet.id);
   return { subnet_id: subnet.id, ip_address: ip };
 }
 
@@ -691,6 +690,25 @@ export async function updateFixedIps(
 }
 
 /**
+ * After a MAC change, the port's EUI-64 addresses follow the new MAC (Neutron's
+ * update_port_with_ips re-allocates them from the SLAAC subnets).
+ */
+export async function refreshEui64Addresses(tx: Tx, port: PortAddressing, networkSubnets: SubnetInfo[]): Promise<void> {
+  const auto = new Map(networkSubnets.filter((s) => s.auto).map((s) => [s.id, s]));
+  if (auto.size === 0) return;
+  const held = await tx.selectFrom('ip_allocations').select(['subnet_id', 'ip_address']).where('port_id', '=', port.id).execute();
+  const stale = held.filter((f) => auto.has(f.subnet_id) && isEui64(parseIp(f.ip_address)!.value));
+  for (const f of stale) {
+    await tx.deleteFrom('ip_allocations').where('port_id', '=', port.id)
+      .where('subnet_id', '=', f.subnet_id).where('ip_address', '=', f.ip_address).execute();
+  }
+  for (const f of stale) {
+    const subnet = auto.get(f.subnet_id)!;
+    await claim(tx, port, subnet, eui64Address(subnet.net, port.mac_address));
+  }
+}
+
+/**
  * The EUI-64 addresses a new SLAAC subnet gives the ports already on its
  * network (Neutron's add_auto_addrs_on_network_ports); router interfaces get
  * none. Returns the ids of the ports that gained an address.
@@ -701,12 +719,11 @@ export async function addAutoAddressesToPorts(tx: Tx, dialect: Dialect, subnet: 
   const ports = (await q.execute()).filter((p) => !ROUTER_INTERFACE_OWNERS_SNAT.has(p.device_owner));
   const out: string[] = [];
   for (const p of ports) {
-    const ip = formatIp(6, eui64Address(subnet.net, p.mac_address));
-    const held = await tx.selectFrom('ip_allocations').select('port_id')
-      .where('subnet_id', '=', subnet.id).where('ip_address', '=', ip).executeTakeFirst();
-    if (held) continue;
-    await tx.insertInto('ip_allocations').values({ subnet_id: subnet.id, ip_address: ip, port_id: p.id, network_id: subnet.networkId }).execute();
-    out.push(p.id);
+    // An address some router already took explicitly is skipped, as Neutron does.
+    const r = await tx.insertInto('ip_allocations')
+      .values({ subnet_id: subnet.id, ip_address: formatIp(6, eui64Address(subnet.net, p.mac_address)), port_id: p.id, network_id: subnet.networkId })
+      .onConflict((oc) => oc.doNothing()).executeTakeFirst();
+    if (Number(r.numInsertedOrUpdatedRows ?? 0n) === 1) out.push(p.id);
   }
   return out;
 }

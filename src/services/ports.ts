@@ -21,7 +21,7 @@ import { enforceQuota } from './quota-limits.ts';
 import { ensureDefaultSecurityGroup } from './security-groups.ts';
 import { checkNetworkTenantOwnership, loadForWriteOrNetworkOwner, visibleNetwork } from './subnets.ts';
 import {
-  allocateFixedIps, canonicalIp, lockNetworkSubnets, parseIp, updateFixedIps, type FixedIp, type FixedIpRequest,
+  allocateFixedIps, canonicalIp, lockNetworkSubnets, parseIp, refreshEui64Addresses, updateFixedIps, type FixedIp, type FixedIpRequest,
 } from './ipam.ts';
 
 type Eb = ExpressionBuilder<any, any>;
@@ -155,12 +155,8 @@ async function macInUse(tx: Tx, networkId: string, mac: string): Promise<boolean
   return Boolean(await tx.selectFrom('ports').select('id').where('network_id', '=', networkId).where('mac_address', '=', mac).executeTakeFirst());
 }
 
-async function generateMac(tx: Tx, networkId: string): Promise<string> {
-  for (let i = 0; i < MAC_GENERATION_RETRIES; i++) {
-    const mac = `${BASE_MAC}:${[...crypto.randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-    if (!(await macInUse(tx, networkId, mac))) return mac;
-  }
-  throw new MacAddressGenerationFailure(networkId);
+function randomMac(): string {
+  return `${BASE_MAC}:${[...crypto.randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 }
 
 /** Pairs as stored: the port's MAC where none was given (as Neutron fills it in). */
@@ -228,37 +224,39 @@ export class PortService extends ResourceService {
 
     const id = newId();
     const deviceOwner = body.device_owner as string;
-    let mac = body.mac_address as string | undefined;
-    if (mac !== undefined) {
-      if (await macInUse(tx, network.id, mac)) throw new MacAddressInUse(network.id, mac);
-    } else {
-      mac = await generateMac(tx, network.id);
-    }
     // Lock the subnets before anything else the allocation depends on (see lockNetworkSubnets).
     const subnets = await lockNetworkSubnets(tx, this.store.dialect, network.id);
     const portSecurity = body.port_security_enabled === undefined ? Boolean(network.port_security_enabled) : Boolean(body.port_security_enabled);
     const pairs = body.allowed_address_pairs as AddressPair[];
     const ts = now();
-    try {
-      await tx.insertInto('ports').values({
-        id, project_id: projectId, name: body.name as string, description: body.description as string,
-        // Neutron answers a create with revision 1: binding bumps it once after the insert.
-        created_at: ts, updated_at: ts, revision_number: 1,
-        network_id: network.id, mac_address: mac, admin_state_up: body.admin_state_up ? 1 : 0, status: 'DOWN',
-        device_id: body.device_id as string, device_owner: deviceOwner,
-        port_security_enabled: portSecurity ? 1 : 0,
-        allowed_address_pairs: JSON.stringify(storedPairs(pairs, mac)),
-        extra_dhcp_opts: JSON.stringify((body.extra_dhcp_opts as DhcpOpt[]).filter(keepOpt)),
-        binding_host_id: body['binding:host_id'] as string,
-        binding_vnic_type: body['binding:vnic_type'] as string,
-        binding_vif_type: 'unbound',
-        binding_vif_details: '{}',
-        binding_profile: JSON.stringify(body['binding:profile'] ?? {}),
-      }).execute();
-    } catch (e) {
-      // Two concurrent creates asking for the same MAC: the unique index decides.
-      if (isUniqueViolation(e)) throw new MacAddressInUse(network.id, mac);
-      throw e;
+    const row = (mac: string) => ({
+      id, project_id: projectId, name: body.name as string, description: body.description as string,
+      // Neutron answers a create with revision 1: binding bumps it once after the insert.
+      created_at: ts, updated_at: ts, revision_number: 1,
+      network_id: network.id, mac_address: mac, admin_state_up: body.admin_state_up ? 1 : 0, status: 'DOWN',
+      device_id: body.device_id as string, device_owner: deviceOwner,
+      port_security_enabled: portSecurity ? 1 : 0,
+      allowed_address_pairs: JSON.stringify(storedPairs(pairs, mac)),
+      extra_dhcp_opts: JSON.stringify((body.extra_dhcp_opts as DhcpOpt[]).filter(keepOpt)),
+      binding_host_id: body['binding:host_id'] as string,
+      binding_vnic_type: body['binding:vnic_type'] as string,
+      binding_vif_type: 'unbound',
+      binding_vif_details: '{}',
+      binding_profile: JSON.stringify(body['binding:profile'] ?? {}),
+    });
+    // The (network_id, mac_address) unique index decides, concurrent creates included:
+    // a taken MAC inserts nothing; a chosen one is refused, a generated one drawn again.
+    const insert = async (mac: string) => Number((await tx.insertInto('ports').values(row(mac))
+      .onConflict((oc) => oc.doNothing()).executeTakeFirst()).numInsertedOrUpdatedRows ?? 0n) === 1;
+    let mac = body.mac_address as string | undefined;
+    if (mac !== undefined) {
+      if (!(await insert(mac))) throw new MacAddressInUse(network.id, mac);
+    } else {
+      for (let i = 0; ; i++) {
+        if (i === MAC_GENERATION_RETRIES) throw new MacAddressGenerationFailure(network.id);
+        mac = randomMac();
+        if (await insert(mac)) break;
+      }
     }
     await allocateFixedIps(tx, { id, network_id: network.id, mac_address: mac, device_owner: deviceOwner },
       subnets, body.fixed_ips as FixedIpRequest[] | undefined);
@@ -283,11 +281,15 @@ export class PortService extends ResourceService {
     }
     const mac = newMac ?? row.mac_address;
 
-    if (body.fixed_ips !== undefined) {
+    const macChanged = set.mac_address !== undefined;
+    if (body.fixed_ips !== undefined || macChanged) {
       const subnets = await lockNetworkSubnets(tx, this.store.dialect, row.network_id);
-      const current = await tx.selectFrom('ip_allocations').select(['subnet_id', 'ip_address']).where('port_id', '=', row.id).execute();
-      await updateFixedIps(tx, { id: row.id, network_id: row.network_id, mac_address: mac, device_owner: owner },
-        subnets, current, body.fixed_ips as FixedIpRequest[]);
+      const addressing = { id: row.id, network_id: row.network_id, mac_address: mac, device_owner: owner };
+      if (body.fixed_ips !== undefined) {
+        const current = await tx.selectFrom('ip_allocations').select(['subnet_id', 'ip_address']).where('port_id', '=', row.id).execute();
+        await updateFixedIps(tx, addressing, subnets, current, body.fixed_ips as FixedIpRequest[]);
+      }
+      if (macChanged) await refreshEui64Addresses(tx, addressing, subnets);
     }
 
     const portSecurity = body.port_security_enabled === undefined ? Boolean(row.port_security_enabled) : Boolean(body.port_security_enabled);

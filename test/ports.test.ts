@@ -363,10 +363,11 @@ forEachBackend((backend) => {
       await rejects(s.ports.create(q, { network_id: networkId }), 409, 'OverQuota', /^Quota exceeded for resources: \['port'\].$/);
     });
 
-    it('a network with ports is in use (NetworkInUse names them); DHCP ports go with it', async () => {
+    it('a network with ports is in use (NetworkInUse names them); DHCP and distributed ports go with it', async () => {
       const { networkId } = await netWithSubnet(alice, '10.72.0.0/24');
       const p = await s.ports.create(alice, { network_id: networkId });
       await s.ports.create(alice, { network_id: networkId, device_owner: 'network:dhcp' });
+      await s.ports.create(alice, { network_id: networkId, device_owner: 'network:distributed' });
       await rejects(s.networks.delete(alice, networkId), 409, 'NetworkInUse',
         new RegExp(`^Unable to complete operation on network ${networkId}. There are one or more ports still in use on the network, id for these ports is: ${p.id}.$`));
       await s.ports.delete(alice, p.id as string);

@@ -8,6 +8,8 @@ import { Conflict, InvalidInput, NetworkInUse } from '../errors.ts';
 import { ResourceService } from './resource-service.ts';
 import { bumped, newId, now, type ResourceModel, type Row, type Wire } from './resource-store.ts';
 import { enforceQuota } from './quota-limits.ts';
+// Ports with these owners go away with the network (Neutron's AUTO_DELETE_PORT_OWNERS).
+import { AUTO_DELETE_PORT_OWNERS } from './ipam.ts';
 import { allocateSegment, mtuFor, validateProviderSegment, type SegmentConfig, type Segment } from './segments.ts';
 
 /** Owned, shared and external networks are visible; Neutron's get_network rule. */
@@ -29,9 +31,6 @@ export const networkModel: ResourceModel = {
     return out;
   },
 };
-
-/** Device owners whose ports go away with the network (Neutron's auto-delete list). */
-const AUTO_DELETED_OWNERS = new Set(['network:dhcp']);
 
 export class NetworkService extends ResourceService {
   constructor(store: Store, private readonly segments: SegmentConfig) {
@@ -107,7 +106,7 @@ export class NetworkService extends ResourceService {
 
   protected async deleteOne(tx: Tx, _ctx: AuthContext, row: Row): Promise<void> {
     const ports = await tx.selectFrom('ports').select(['id', 'device_owner']).where('network_id', '=', row.id).execute();
-    const blocking = ports.filter((p) => !AUTO_DELETED_OWNERS.has(p.device_owner));
+    const blocking = ports.filter((p) => !AUTO_DELETE_PORT_OWNERS.has(p.device_owner));
     if (blocking.length) throw new NetworkInUse(row.id, blocking.map((p) => p.id));
     // Ports cascade to their IP allocations.
     await tx.deleteFrom('ports').where('network_id', '=', row.id).execute();

@@ -156,6 +156,9 @@ forEachBackend((backend) => {
       assert.ok(parseIp(fromPool)!.value > parseIp('fd00:60:1::')!.value && fromPool.startsWith('fd00:60:1:'), fromPool);
       await rejects(s.ports.create(alice, { network_id: networkId, fixed_ips: [{ subnet_id: slaac.id, ip_address: 'fd00:60:2::5' }] }), 400,
         'AllocationOnAutoAddressSubnet', /cannot be directly assigned to a port on subnet .* as the subnet is configured for automatic addresses/);
+      const own = formatIp(6, eui64Address(parseNet('fd00:60:2::/64')!, 'fa:16:3e:00:00:aa'));
+      const explicit = await s.ports.create(alice, { network_id: networkId, mac_address: 'fa:16:3e:00:00:aa', fixed_ips: [{ subnet_id: slaac.id, ip_address: own }] });
+      assert.deepEqual(ipsOf(explicit), [own], 'its own EUI-64 address may be asked for, and is given once');
       const only4 = await s.ports.create(alice, { network_id: networkId, fixed_ips: [{ subnet_id: v4.id }] });
       assert.deepEqual((only4.fixed_ips as FixedIps).map((f) => f.subnet_id), [v4.id, slaac.id], 'SLAAC addresses come with any request');
       // Within a subnet, numeric order (10.60.0.9 before 10.60.0.10).

@@ -639,7 +639,8 @@ export async function allocateFixedIps(
     const v6Stateful = subnets.filter((s) => s.version === 6 && !s.auto);
     wants = [v4, v6Stateful].filter((g) => g.length > 0).map((g) => ({ subnets: g }));
   }
-  wants.push(...autoAddresses(subnets, port, new Set()));
+  // A port that asked for its own EUI-64 address explicitly gets it once.
+  wants.push(...autoAddresses(subnets, port, new Set(wants.flatMap((w) => ('ip' in w ? [w.subnet.id] : [])))));
   return store(tx, port, wants);
 }
 

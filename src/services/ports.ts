@@ -3,7 +3,7 @@
 // and binding. Policy follows Neutron's port rules, which depend on the
 // network: its owner (and admins) may set MACs, addresses, port security and
 // address pairs; any member may create plain ports on a shared network.
-import { type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
+import type { Expression, ExpressionBuilder, SqlBool } from 'kysely';
 import crypto from 'node:crypto';
 import type { Body } from '../resources/attributes.ts';
 import { portDef, type AddressPair, type DhcpOpt } from '../resources/port.ts';
@@ -21,7 +21,8 @@ import { enforceQuota } from './quota-limits.ts';
 import { ensureDefaultSecurityGroup } from './security-groups.ts';
 import { checkNetworkTenantOwnership, loadForWriteOrNetworkOwner, visibleNetwork } from './subnets.ts';
 import {
-  allocateFixedIps, canonicalIp, lockNetworkSubnets, parseIp, refreshEui64Addresses, updateFixedIps, type FixedIp, type FixedIpRequest,
+  allocateFixedIps, canonicalIp, lockNetworkSubnets, parseIp, refreshEui64Addresses, updateFixedIps,
+  type FixedIp, type FixedIpRequest,
 } from './ipam.ts';
 
 type Eb = ExpressionBuilder<any, any>;

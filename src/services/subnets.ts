@@ -27,20 +27,14 @@ import {
 
 type Eb = ExpressionBuilder<any, any>;
 
-/** Networks whose subnets (and, for the owner, ports) the caller may see. */
-function networksOf(ctx: AuthContext, eb: Eb, alsoShared: boolean) {
-  return eb.selectFrom('networks as n').select('n.id').where((w: Eb) => w.or([
-    w('n.project_id', '=', ctx.projectId),
-    ...(alsoShared ? [w('n.shared', '=', 1), w('n.router_external', '=', 1)] : []),
-  ]));
-}
-
 /** Neutron's get_subnet: the owner, the network's owner, and everyone on shared or external networks. */
 export const subnetModel: ResourceModel = {
   def: subnetDef,
   scope: (ctx, eb): Expression<SqlBool> => eb.or([
     eb('r.project_id', '=', ctx.projectId),
-    eb('r.network_id', 'in', networksOf(ctx, eb, true)),
+    eb('r.network_id', 'in', eb.selectFrom('networks as n').select('n.id').where((w: Eb) => w.or([
+      w('n.project_id', '=', ctx.projectId), w('n.shared', '=', 1), w('n.router_external', '=', 1),
+    ]))),
   ]),
 };
 

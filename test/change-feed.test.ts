@@ -23,7 +23,7 @@ forEachBackend((backend) => {
       await s.networks.update(alice, n.id as string, { name: 'fed2' });
       await s.networks.addTag(alice, n.id as string, 't');
       await s.networks.delete(alice, n.id as string);
-      const changes = (await readChanges(store.db, store.dialect, start)).filter((c) => c.resource_id === n.id);
+      const changes = (await readChanges(store.db, start)).filter((c) => c.resource_id === n.id);
       assert.deepEqual(changes.map((c) => [c.op, c.revision_number]), [['create', 1], ['update', 2], ['update', 3], ['delete', 3]]);
       assert.ok(changes.every((c) => c.resource_type === 'network' && c.project_id === alice.projectId));
       for (let i = 1; i < changes.length; i++) assert.ok(changes[i].seq > changes[i - 1].seq);
@@ -43,7 +43,7 @@ forEachBackend((backend) => {
       let writing = true;
       const reader = (async () => {
         while (writing || (await latestSeq(store.db)) > cursor) {
-          const batch = await readChanges(store.db, store.dialect, cursor, 7);
+          const batch = await readChanges(store.db, cursor, 7);
           for (const c of batch) seen.push(c.seq);
           if (batch.length) cursor = batch[batch.length - 1].seq;
           else await new Promise((r) => setTimeout(r, 2));
@@ -52,7 +52,7 @@ forEachBackend((backend) => {
       await Promise.all(Array.from({ length: 40 }, (_, i) => s.networks.create(alice, { name: `c${i}` })));
       writing = false;
       await reader;
-      const all = (await readChanges(store.db, store.dialect, start, 10_000)).map((c) => c.seq);
+      const all = (await readChanges(store.db, start, 10_000)).map((c) => c.seq);
       assert.equal(all.length, 40);
       assert.deepEqual(seen, all, 'the follower saw every change exactly once, in order');
     });

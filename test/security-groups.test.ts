@@ -103,7 +103,7 @@ forEachBackend((backend) => {
       const after = await s.securityGroups.get(p, sg.id as string);
       assert.equal(rulesOf(after).length, 52);
       assert.equal(after.revision_number, 51);
-      const feed = (await readChanges(store.db, store.dialect, start, 10_000)).filter((c) => c.resource_id === sg.id);
+      const feed = (await readChanges(store.db, start, 10_000)).filter((c) => c.resource_id === sg.id);
       assert.equal(feed.length, 50, 'one feed row for the group per rule change');
       // Concurrent duplicates: exactly one wins.
       const dup = await Promise.allSettled(Array.from({ length: 6 }, () => s.securityGroupRules.create(p, { security_group_id: sg.id, direction: 'egress', protocol: 'udp', port_range_min: 53, port_range_max: 53 })));

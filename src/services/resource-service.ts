@@ -141,7 +141,7 @@ export async function recordResourceChange(
   const row = knownRow ?? await (tx as any).selectFrom(table).select(['project_id', 'revision_number'])
     .where('id', '=', id).executeTakeFirst() as Row | undefined;
   if (!row) return;
-  await recordChange(tx, store.dialect, {
+  recordChange(tx, {
     resource_type: resourceType, resource_id: id, project_id: row.project_id, op, revision_number: row.revision_number,
   });
 }

@@ -68,7 +68,7 @@ function openSqlite(file: string): Store {
     dialect: 'sqlite',
     // Kysely's SQLite driver runs one connection behind a mutex, so transactions
     // are serial and there is nothing to retry.
-    transaction: (fn) => db.transaction().execute(fn),
+    transaction: (fn) => db.transaction().execute((tx) => runWithHooks(tx, fn)),
     close: () => db.destroy(),
   };
 }
@@ -116,7 +116,7 @@ function openPostgres(url: string): Store {
     async transaction(fn) {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await db.transaction().execute(fn);
+          return await db.transaction().execute((tx) => runWithHooks(tx, fn));
         } catch (e) {
           const code = (e as { code?: string }).code;
           if (!code || !RETRYABLE_PG_CODES.has(code) || attempt >= 5) throw e;
@@ -126,6 +126,30 @@ function openPostgres(url: string): Store {
     },
     close: () => db.destroy(),
   };
+}
+
+// ---- before-commit hooks
+
+const beforeCommit = new WeakMap<Tx, Array<() => Promise<void>>>();
+
+async function runWithHooks<T>(tx: Tx, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const hooks: Array<() => Promise<void>> = [];
+  beforeCommit.set(tx, hooks);
+  const result = await fn(tx);
+  // Hooks may add hooks (rarely); run until none are left.
+  while (hooks.length) await hooks.shift()!();
+  return result;
+}
+
+/**
+ * Runs work as the last statements of the transaction, just before COMMIT. Used
+ * for anything that takes a short-lived global lock (the change feed counter),
+ * so the lock is held for as little time as possible.
+ */
+export function onBeforeCommit(tx: Tx, hook: () => Promise<void>): void {
+  const hooks = beforeCommit.get(tx);
+  if (!hooks) throw new Error('onBeforeCommit outside Store.transaction');
+  hooks.push(hook);
 }
 
 /** True when err is a unique-constraint violation on either back-end. */

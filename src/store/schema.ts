@@ -1,4 +1,3 @@
-import type { Generated } from 'kysely';
 // Row types of the store, shared by both back-ends (see database.ts for the
 // encoding: booleans as 0/1, lists and dicts as JSON text, times as ISO text).
 export interface StandardColumns {
@@ -147,14 +146,13 @@ export interface IdentityTokenRow {
 }
 
 export interface ChangeFeedRow {
-  seq: Generated<number>;
+  seq: number | string;
   resource_type: string;
   resource_id: string;
   project_id: string;
   op: 'create' | 'update' | 'delete';
   revision_number: number;
   created_at: string;
-  txid: number | string | null;
 }
 
 export interface SecurityGroupRow {
@@ -244,6 +242,7 @@ export interface Database {
   address_group_addresses: { address_group_id: string; address: string };
   port_security_groups: { port_id: string; security_group_id: string };
   change_feed: ChangeFeedRow;
+  change_feed_counter: { id: number; seq: number | string };
   networks: NetworkRow;
   segment_allocations: SegmentAllocationRow;
   subnets: SubnetRow;

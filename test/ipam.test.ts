@@ -84,11 +84,13 @@ describe('subnet defaults (Neutron generate_pools)', () => {
     assert.deepEqual(formatPools(4, generatePools(net('10.0.0.7/32'), null)), [{ start: '10.0.0.7', end: '10.0.0.7' }]);
   });
 
-  it('IPv6: gateway is the subnet-router anycast address; pools start at ::1', () => {
+  it('IPv6: gateway defaults to ::1 (what Neutron answers); pools skip the subnet-router anycast address', () => {
     const n = net('2001:db8::/64');
     assert.deepEqual(planAddressing(n, undefined, undefined), {
-      gateway_ip: '2001:db8::', allocation_pools: [{ start: '2001:db8::1', end: '2001:db8::ffff:ffff:ffff:ffff' }],
+      gateway_ip: '2001:db8::1', allocation_pools: [{ start: '2001:db8::2', end: '2001:db8::ffff:ffff:ffff:ffff' }],
     });
+    assert.deepEqual(planAddressing(n, null, undefined).allocation_pools,
+      [{ start: '2001:db8::1', end: '2001:db8::ffff:ffff:ffff:ffff' }]);
     assert.deepEqual(planAddressing(n, '2001:db8::1', undefined).allocation_pools,
       [{ start: '2001:db8::2', end: '2001:db8::ffff:ffff:ffff:ffff' }]);
   });

@@ -152,8 +152,8 @@ forEachBackend((backend) => {
     it('IPv6 address modes and DHCP prefix limits', async () => {
       const networkId = await net();
       const slaac = await s.subnets.create(alice, { network_id: networkId, ip_version: 6, cidr: 'fd00:1::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'slaac' });
-      assert.equal(slaac.gateway_ip, 'fd00:1::', 'the subnet-router anycast address');
-      assert.deepEqual(slaac.allocation_pools, [{ start: 'fd00:1::1', end: 'fd00:1::ffff:ffff:ffff:ffff' }]);
+      assert.equal(slaac.gateway_ip, 'fd00:1::1', 'network address + 1, as Neutron answers');
+      assert.deepEqual(slaac.allocation_pools, [{ start: 'fd00:1::2', end: 'fd00:1::ffff:ffff:ffff:ffff' }]);
       const base = { network_id: networkId, ip_version: 6 };
       await rejects(s.subnets.create(alice, { ...base, cidr: 'fd00:2::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'dhcpv6-stateful' }), 400, 'InvalidInput',
         /If both attributes are set, they must be the same value/);

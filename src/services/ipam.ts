@@ -214,9 +214,14 @@ export function isAutoAddressSubnet(s: { ipv6_ra_mode?: string | null; ipv6_addr
   return auto(s.ipv6_address_mode) || auto(s.ipv6_ra_mode);
 }
 
-/** Neutron's default gateway: the first host on IPv4, the subnet-router anycast address (the network address) on IPv6. */
+/**
+ * Neutron's default gateway: the first address after the network address, on
+ * IPv4 and IPv6 alike. (Neutron's _gateway_ip_str has an IPv6 branch for the
+ * network address, but it tests subnet['version'] while the API dict carries
+ * 'ip_version', so real clients get ::1; we match what they see.)
+ */
 export function defaultGateway(net: Net): bigint {
-  return net.version === 4 ? net.first + 1n : net.first;
+  return net.first + 1n;
 }
 
 /**

@@ -57,6 +57,31 @@ export abstract class ResourceService {
     return this.renderIds(ctx, ids);
   }
 
+  /**
+   * Creates one resource inside the caller's transaction, validated like an API
+   * request but without the API's policy check: for services that compose
+   * others (a router creating its interface port). ctx decides the owner.
+   */
+  async createWithin(tx: Tx, ctx: AuthContext, raw: Body): Promise<string> {
+    const id = await this.createOne(tx, ctx, parseBody(this.def, raw, 'create'));
+    await this.changed(tx, id, 'create');
+    return id;
+  }
+
+  /** Deletes one resource inside the caller's transaction, with the resource's own rules. */
+  async deleteWithin(tx: Tx, ctx: AuthContext, id: string): Promise<void> {
+    const row = await (tx as any).selectFrom(this.def.table).selectAll().where('id', '=', id).executeTakeFirst() as Row | undefined;
+    if (!row) throw new ResourceNotFound(this.def.name, id);
+    await this.deleteOne(tx, ctx, row);
+    await tx.deleteFrom('tags').where('resource_id', '=', id).execute();
+    await this.changed(tx, id, 'delete', row);
+  }
+
+  /** Renders rows this caller may see, by id, in the given order (after a commit). */
+  async render(ctx: AuthContext, ids: string[]): Promise<Wire[]> {
+    return this.renderIds(ctx, ids);
+  }
+
   async update(ctx: AuthContext, id: string, raw: unknown, ifMatch?: string): Promise<Wire> {
     const body = parseBody(this.def, raw, 'update');
     authorizeWrite(ctx, this.def, 'update', raw as Body);

@@ -1,5 +1,5 @@
 import { AttributeError, bool, int, listOf, nullable, oneOf, standardAttributes, str, uuid, type Converter, type ResourceDef } from './attributes.ts';
-import ipaddr from 'ipaddr.js';
+import { parseCidr } from '../services/ipam.ts';
 
 const std = standardAttributes();
 
@@ -42,14 +42,8 @@ export const protocol: Converter = (v) => {
 };
 
 export const cidr: Converter = (v) => {
-  if (typeof v !== 'string') throw new AttributeError(`'${String(v)}' is not a valid IP subnet`);
-  try {
-    if (v.includes('/')) ipaddr.parseCIDR(v);
-    else ipaddr.parse(v);
-    return v;
-  } catch {
-    throw new AttributeError(`'${v}' is not a valid IP subnet`);
-  }
+  if (!parseCidr(v)) throw new AttributeError(`'${String(v)}' is not a valid IP subnet`);
+  return v;
 };
 
 export const securityGroupRuleDef: ResourceDef = {

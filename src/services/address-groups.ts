@@ -2,7 +2,7 @@
 // their remote (remote_address_group_id). Members change through the
 // add_addresses / remove_addresses actions; agents update their nft sets
 // element by element from the feed.
-import ipaddr from 'ipaddr.js';
+import { formatNet, parseNet } from './ipam.ts';
 import { addressGroupDef } from '../resources/security-group.ts';
 import { convertAttribute, type Body } from '../resources/attributes.ts';
 import type { AuthContext } from '../identity/context.ts';
@@ -12,16 +12,9 @@ import { Conflict, HTTPBadRequest } from '../errors.ts';
 import { ResourceService } from './resource-service.ts';
 import { bumped, checkRevision, loadForWrite, newId, now, type ResourceModel, type Row, type Wire } from './resource-store.ts';
 
-/** A CIDR in canonical network form ("10.0.0.5" → "10.0.0.5/32"). Pure. */
+/** A CIDR in canonical network form ("10.0.0.5" → "10.0.0.5/32"); the converter has checked it. Pure. */
 export function normalizeCidr(value: string): string {
-  const [addr, len] = value.includes('/') ? ipaddr.parseCIDR(value) : (() => {
-    const a = ipaddr.parse(value);
-    return [a, a.kind() === 'ipv4' ? 32 : 128] as const;
-  })();
-  const net = addr.kind() === 'ipv4'
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${len}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
-  return `${net.toString()}/${len}`;
+  return formatNet(parseNet(value)!);
 }
 
 export class AddressGroupInUse extends Conflict {

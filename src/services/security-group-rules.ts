@@ -4,7 +4,7 @@
 // on (group, fingerprint) makes concurrent creates of distinct rules all succeed
 // and concurrent duplicates fail exactly once, with no lock on the group beyond
 // the revision bump.
-import ipaddr from 'ipaddr.js';
+import { formatNet, parseNet } from './ipam.ts';
 import type { Body } from '../resources/attributes.ts';
 import { IP_PROTOCOLS, securityGroupRuleDef } from '../resources/security-group.ts';
 import type { AuthContext } from '../identity/context.ts';
@@ -71,15 +71,9 @@ export function validateRule(body: Body): RuleSpec {
   }
   let normalized: string | null = null;
   if (r.remote_ip_prefix !== null) {
-    const [addr, len] = r.remote_ip_prefix.includes('/')
-      ? ipaddr.parseCIDR(r.remote_ip_prefix)
-      : (() => { const a = ipaddr.parse(r.remote_ip_prefix!); return [a, a.kind() === 'ipv4' ? 32 : 128] as const; })();
-    const family = addr.kind() === 'ipv4' ? 'IPv4' : 'IPv6';
-    if (family !== r.ethertype) throw new SecurityGroupRuleParameterConflict(r.ethertype, r.remote_ip_prefix);
-    const network = family === 'IPv4'
-      ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${len}`)
-      : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
-    normalized = `${network.toString()}/${len}`;
+    const net = parseNet(r.remote_ip_prefix)!; // the converter accepted it
+    if ((net.version === 4 ? 'IPv4' : 'IPv6') !== r.ethertype) throw new SecurityGroupRuleParameterConflict(r.ethertype, r.remote_ip_prefix);
+    normalized = formatNet(net);
   }
   return { ...r, normalized_cidr: normalized };
 }

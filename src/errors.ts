@@ -270,3 +270,79 @@ export class SecurityGroupInvalidProtocolForPortRange extends BadRequest {
     super(`Invalid protocol ${protocol} for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.`);
   }
 }
+
+// ---- routers / floating IPs (neutron_lib/exceptions/l3.py, extraroute.py) ----
+/** Neutron's generic "Bad <resource> request: <msg>." (n_exc.BadRequest), e.g. for routers and floating IPs. */
+export function badRequest(resource: string, msg: string): BadRequest {
+  return new BadRequest(`Bad ${resource} request: ${msg}.`);
+}
+// Neutron's messages for these two have no final period.
+export class RouterNotFound extends NotFound {
+  constructor(id: string) { super(`Router ${id} could not be found`); }
+}
+export class FloatingIPNotFound extends NotFound {
+  constructor(id: string) { super(`Floating IP ${id} could not be found`); }
+}
+export class RouterInUse extends Conflict {
+  constructor(id: string, reason = 'still has ports') { super(`Router ${id} ${reason}`); }
+}
+export class RouterInterfaceNotFound extends NotFound {
+  constructor(routerId: string, portId: string) { super(`Router ${routerId} does not have an interface with id ${portId}`); }
+}
+export class RouterInterfaceNotFoundForSubnet extends NotFound {
+  constructor(routerId: string, subnetId: string) { super(`Router ${routerId} has no interface on subnet ${subnetId}`); }
+}
+export class RouterInterfaceInUseByFloatingIP extends Conflict {
+  constructor(routerId: string, subnetId: string) {
+    super(`Router interface for subnet ${subnetId} on router ${routerId} cannot be deleted, as it is required by one or more floating IPs.`);
+  }
+}
+export class RouterInterfaceInUseByRoute extends Conflict {
+  constructor(routerId: string, subnetId: string) {
+    super(`Router interface for subnet ${subnetId} on router ${routerId} cannot be deleted, as it is required by one or more routes.`);
+  }
+}
+export class RouterExternalGatewayInUseByFloatingIp extends Conflict {
+  constructor(routerId: string, networkId: string) {
+    super(`Gateway cannot be updated for router ${routerId}, since a gateway to external network ${networkId} is required by one or more floating IPs.`);
+  }
+}
+export class ExternalGatewayForFloatingIPNotFound extends NotFound {
+  constructor(externalNetworkId: string, subnetId: string, portId: string) {
+    // Two spaces after "subnet_id.", as in Neutron.
+    super(`External network ${externalNetworkId} is not reachable from subnet ${subnetId}.  Therefore, cannot associate Port ${portId} with a Floating IP.`);
+  }
+}
+export class FloatingIPPortAlreadyAssociated extends Conflict {
+  constructor(fipAddress: string, fipId: string, portId: string, fixedIp: string, networkId: string) {
+    super(`Cannot associate floating IP ${fipAddress} (${fipId}) with port ${portId} using fixed IP ${fixedIp}, as that fixed IP already has a floating IP on external network ${networkId}.`);
+  }
+}
+export class FipAssociated extends Conflict {
+  constructor(portId: string) {
+    super(`Unable to complete the operation on port ${portId} because the port still has an associated floating IP.`);
+  }
+}
+/** extraroute's InvalidRoutes (an InvalidInput with its own message). */
+export class InvalidRoutes extends BadRequest {
+  constructor(routes: string, reason: string) { super(`Invalid format for routes: ${routes}, ${reason}`); }
+}
+export class PortInUse extends Conflict {
+  constructor(networkId: string, portId: string, deviceId: string) {
+    super(`Unable to complete operation on port ${portId} for network ${networkId}. Port already has an attached device ${deviceId}.`);
+  }
+}
+/** A router or floating IP port deleted through the port API (Neutron's prevent_l3_port_deletion). */
+export class ServicePortInUse extends Conflict {
+  constructor(portId: string, reason: string) {
+    super(`Port ${portId} cannot be deleted directly via the port API: ${reason}.`);
+  }
+}
+export class SubnetMismatchForPort extends BadRequest {
+  constructor(portId: string, subnetId: string) {
+    super(`Subnet on port ${portId} does not match the requested subnet ${subnetId}.`);
+  }
+}
+export class ExternalIpAddressExhausted extends BadRequest {
+  constructor(networkId: string) { super(`Unable to find any IP address on external network ${networkId}.`); }
+}

@@ -164,11 +164,9 @@ for (const backend of BACKENDS) {
       assert.equal((await dave.post('/v2.0/ports', { port: { network_id: net } })).status, 201);
     });
 
-    // On PostgreSQL (READ COMMITTED) enforceQuota's count does not see other
-    // transactions' uncommitted inserts, so concurrent creates overshoot the
-    // limit until enforcement serialises per project and resource.
-    it('holds the limit under concurrent creates', backend.name === 'postgres'
-      ? { todo: 'quota-limits.ts enforceQuota needs a per-(project, resource) lock on PostgreSQL' } : {}, async () => {
+    // On PostgreSQL (READ COMMITTED) a count does not see other transactions'
+    // uncommitted inserts; enforcement serializes per project and resource.
+    it('holds the limit under concurrent creates', async () => {
       const p = await cloud.principal('erin', 'member');
       const erin = cloud.api(p.token);
       assert.equal((await admin.put(`/v2.0/quotas/${p.projectId}`, { quota: { network: 5 } })).status, 200);

@@ -3,7 +3,7 @@
 // OverQuota (409) past the limit. -1 means unlimited.
 import { sql } from 'kysely';
 import { OverQuota } from '../errors.ts';
-import type { Db, Tx } from '../store/database.ts';
+import { lockKey, type Db, type Tx } from '../store/database.ts';
 
 /** Neutron's defaults (neutron.conf [quotas]). */
 export const QUOTA_DEFAULTS: Record<string, number> = {
@@ -51,6 +51,9 @@ export async function enforceQuota(tx: Tx, resource: string, projectId: string, 
     .where('project_id', '=', projectId).where('resource', '=', resource).executeTakeFirst();
   const limit = row?.hard_limit ?? QUOTA_DEFAULTS[resource] ?? -1;
   if (limit < 0) return;
+  // Under READ COMMITTED, concurrent creates would all count the same usage and
+  // all pass; serialize this project's creates of this resource instead.
+  await lockKey(tx, `quota:${projectId}:${resource}`);
   const used = await countUsage(tx, resource, projectId);
   if (used + adding > limit) throw new OverQuota(resource);
 }

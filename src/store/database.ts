@@ -4,7 +4,7 @@
 // row types and service code are identical on either.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.ts';
@@ -156,6 +156,21 @@ export function onBeforeCommit(tx: Tx, hook: () => Promise<void>): void {
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string };
   return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/** Which back-end a connection or transaction talks to. */
+export function dialectOf(db: Db | Tx): Dialect {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
+}
+
+/**
+ * Serializes transactions that take the same key, until they end (PostgreSQL
+ * advisory lock; SQLite transactions are serial already). For invariants no row
+ * can carry, such as "at most N ports in this project".
+ */
+export async function lockKey(tx: Tx, key: string): Promise<void> {
+  if (dialectOf(tx) !== 'postgres') return;
+  await sql`SELECT pg_advisory_xact_lock(hashtext(${key}))`.execute(tx);
 }
 
 /** Locks a row for the rest of the transaction on PostgreSQL; SQLite transactions are already serial. */

@@ -142,7 +142,8 @@ forEachBackend((backend) => {
     it('IPv6: EUI-64 on SLAAC subnets, pool allocation on stateful ones', async () => {
       const network = await s.networks.create(alice, {});
       const networkId = network.id as string;
-      const v4 = await s.subnets.create(alice, { network_id: networkId, ip_version: 4, cidr: '10.60.0.0/24' });
+      // .9 and .10 are asked for below: keep them out of the pool random allocation draws from.
+      const v4 = await s.subnets.create(alice, { network_id: networkId, ip_version: 4, cidr: '10.60.0.0/24', allocation_pools: [{ start: '10.60.0.100', end: '10.60.0.200' }] });
       const stateful = await s.subnets.create(alice, { network_id: networkId, ip_version: 6, cidr: 'fd00:60:1::/64', ipv6_address_mode: 'dhcpv6-stateful', ipv6_ra_mode: 'dhcpv6-stateful' });
       const slaac = await s.subnets.create(alice, { network_id: networkId, ip_version: 6, cidr: 'fd00:60:2::/64', ipv6_address_mode: 'slaac', ipv6_ra_mode: 'slaac' });
       const p = await s.ports.create(alice, { network_id: networkId, mac_address: 'fa:16:3e:5d:c8:ff' });

@@ -14,4 +14,9 @@ export function registerActions(app: FastifyInstance, services: Services): void 
       address_group: await services.addressGroups.changeAddresses(callerOf(req), req.params.id, req.body, action, ifMatch(req)),
     }));
   }
+  // Router interfaces: the body is the interface itself ({"subnet_id": ...} or {"port_id": ...}), and so is the answer (200).
+  app.put('/v2.0/routers/:id/add_router_interface', async (req: ActionRequest) =>
+    services.routers.addInterface(callerOf(req), req.params.id, req.body));
+  app.put('/v2.0/routers/:id/remove_router_interface', async (req: ActionRequest) =>
+    services.routers.removeInterface(callerOf(req), req.params.id, req.body));
 }

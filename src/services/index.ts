@@ -12,6 +12,8 @@ import type { ResourceService } from './resource-service.ts';
 import { SecurityGroupService } from './security-groups.ts';
 import { SecurityGroupRuleService } from './security-group-rules.ts';
 import { AddressGroupService } from './address-groups.ts';
+import { RouterService } from './routers.ts';
+import { FloatingIpService } from './floating-ips.ts';
 import { registerQuotaResource } from './quota-limits.ts';
 import { DEFAULT_SEGMENT_CONFIG, type SegmentConfig } from './segments.ts';
 
@@ -29,12 +31,16 @@ export interface Services {
   securityGroups: SecurityGroupService;
   securityGroupRules: SecurityGroupRuleService;
   addressGroups: AddressGroupService;
+  routers: RouterService;
+  floatingIps: FloatingIpService;
   collections: ResourceService[];
   routes: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
 
 registerQuotaResource('security_group', 'security_groups', 10);
 registerQuotaResource('security_group_rule', 'security_group_rules', 100);
+registerQuotaResource('router', 'routers', 10);
+registerQuotaResource('floatingip', 'floatingips', 50);
 
 export function createServices(store: Store, config: ServiceConfig = DEFAULT_SERVICE_CONFIG): Services {
   const networks = new NetworkService(store, config.segments);
@@ -44,6 +50,8 @@ export function createServices(store: Store, config: ServiceConfig = DEFAULT_SER
   const securityGroups = new SecurityGroupService(store);
   const securityGroupRules = new SecurityGroupRuleService(store);
   const addressGroups = new AddressGroupService(store);
+  const routers = new RouterService(store, ports);
+  const floatingIps = new FloatingIpService(store, ports);
   return {
     networks,
     subnets,
@@ -52,7 +60,9 @@ export function createServices(store: Store, config: ServiceConfig = DEFAULT_SER
     securityGroups,
     securityGroupRules,
     addressGroups,
-    collections: [networks, subnets, ports, securityGroups, securityGroupRules, addressGroups],
+    routers,
+    floatingIps,
+    collections: [networks, subnets, ports, securityGroups, securityGroupRules, addressGroups, routers, floatingIps],
     routes: [(app) => registerQuotaRoutes(app, quotas)],
   };
 }

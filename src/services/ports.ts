@@ -20,6 +20,7 @@ import { bumped, checkRevision, newId, now, type ResourceModel, type Row, type W
 import { enforceQuota } from './quota-limits.ts';
 import { ensureDefaultSecurityGroup } from './security-groups.ts';
 import { checkNetworkTenantOwnership, loadForWriteOrNetworkOwner, visibleNetwork } from './subnets.ts';
+import { assertNotL3Port, disassociateFloatingIps } from './floating-ips.ts';
 import {
   allocateFixedIps, canonicalIp, lockNetworkSubnets, parseIp, refreshEui64Addresses, updateFixedIps,
   type FixedIp, type FixedIpRequest,
@@ -332,7 +333,9 @@ export class PortService extends ResourceService {
   }
 
   /** Addresses and security group bindings go with the port (foreign keys cascade). */
-  protected async deleteOne(tx: Tx, _ctx: AuthContext, row: Row): Promise<void> {
+  protected async deleteOne(tx: Tx, ctx: AuthContext, row: Row): Promise<void> {
+    // L3 hook: floating IPs on this port let go of it (Neutron's disassociate_floatingips).
+    await disassociateFloatingIps(tx, this.store, ctx, row.id);
     await tx.deleteFrom('ports').where('id', '=', row.id).execute();
   }
 
@@ -342,6 +345,8 @@ export class PortService extends ResourceService {
     await this.store.transaction(async (tx) => {
       const row = await loadForWriteOrNetworkOwner(tx, this.store.dialect, this.model, ctx, id, 'delete');
       checkRevision(row, ifMatch);
+      // L3 hook: router interfaces, gateways and floating IP ports go through their own API (ServicePortInUse).
+      await assertNotL3Port(tx, row);
       await this.deleteOne(tx, ctx, row);
       await tx.deleteFrom('tags').where('resource_id', '=', id).execute();
       await this.changed(tx, id, 'delete', row);

@@ -8,15 +8,11 @@
 //
 // PostgreSQL: NUCLEON_BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 // names a server on which a throw-away database is created and dropped.
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { startNucleon, type Nucleon } from '../src/server.ts';
+import {
+  forBackends, lpad, median, ms, pad, percentile, printMachine, printTargets, withBenchCloud, type Client,
+} from './lib.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,72 +25,14 @@ const { values: args } = parseArgs({
 const PORTS = Number(args.ports);
 const CLIENTS = Number(args.clients);
 const LISTS = Number(args.lists);
-const PG_URL = process.env.NUCLEON_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** What the benchmark must show on SQLite on a 2-core machine. */
 const TARGETS = { createsPerSecond: 500, p99Ms: 50, listMs: 200 };
-
-// ------------------------------------------------------------------ client
-
-/**
- * A JSON client on node:http with keep-alive: each of the concurrent clients
- * keeps its connection, as a real API consumer (nova, terraform) would.
- */
-class Client {
-  private readonly agent: http.Agent;
-  constructor(private readonly baseUrl: URL, private readonly token: string, sockets: number) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets });
-  }
-
-  request(method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise((resolve, reject) => {
-      const req = http.request({
-        host: this.baseUrl.hostname, port: this.baseUrl.port, method, path: p, agent: this.agent,
-        headers: {
-          'X-Auth-Token': this.token, Accept: 'application/json',
-          ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {}),
-        },
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          try {
-            resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null });
-          } catch (e) {
-            reject(e);
-          }
-        });
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-
-  async expect(status: number, method: string, p: string, body?: unknown): Promise<any> {
-    const r = await this.request(method, p, body);
-    if (r.status !== status) throw new Error(`${method} ${p}: expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
-    return r.body;
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
-}
 
 // ------------------------------------------------------------------ phases
 
 interface CreatePhase { label: string; ports: number; seconds: number; perSecond: number; p50: number; p99: number }
 interface Result { backend: string; phases: CreatePhase[]; listMs: number; listRuns: number[]; listed: number }
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
 
 async function networkWithSubnet(api: Client, name: string, cidr: string): Promise<string> {
   const net = await api.expect(201, 'POST', '/v2.0/networks', { network: { name } });
@@ -122,22 +60,9 @@ async function createPorts(api: Client, networkId: string, count: number, client
 }
 
 async function benchOne(backend: 'sqlite' | 'postgres', databaseUrl: string | undefined): Promise<Result> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nucleon-bench-'));
-  const adminPassword = crypto.randomBytes(12).toString('hex');
-  let nucleon: Nucleon | undefined;
-  let api: Client | undefined;
-  try {
-    nucleon = await startNucleon({
-      dataDir, databaseUrl, host: '127.0.0.1', networkPort: 0, identityPort: 0,
-      adminPassword, logger: false, writeClouds: false,
-    });
-    const token = await nucleon.identity.issueToken('admin', adminPassword, 'admin');
-    const ctx = await nucleon.identity.validateToken(token);
-    if (!ctx) throw new Error('the admin token does not validate');
-    api = new Client(new URL(nucleon.endpoints.networkUrl), token, CLIENTS);
-
+  return withBenchCloud(databaseUrl, CLIENTS, async ({ api, admin }) => {
     // Room for both phases and the warm-up (Neutron's default is 500 ports).
-    await api.expect(200, 'PUT', `/v2.0/quotas/${ctx.projectId}`, { quota: { port: -1, network: -1, subnet: -1 } });
+    await api.expect(200, 'PUT', `/v2.0/quotas/${admin.projectId}`, { quota: { port: -1, network: -1, subnet: -1 } });
 
     // Warm-up: JIT, statement caches and connection pools, not measured.
     const warm = await networkWithSubnet(api, 'bench-warmup', '10.0.0.0/16');
@@ -158,43 +83,10 @@ async function benchOne(backend: 'sqlite' | 'postgres', databaseUrl: string | un
     }
     if (listed !== PORTS) throw new Error(`listing returned ${listed} ports, expected ${PORTS}`);
     return { backend, phases: [sequential, concurrent], listMs: median(listRuns), listRuns, listed };
-  } finally {
-    api?.close();
-    await nucleon?.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-/** A throw-away database on the PostgreSQL server, or null (with the reason) when none answers. */
-async function pgDatabase(): Promise<{ url: string; drop: () => Promise<void> } | { skip: string }> {
-  const admin = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
-  const name = `nucleon_bench_${crypto.randomBytes(6).toString('hex')}`;
-  try {
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-  } catch (e) {
-    return { skip: `PostgreSQL not reachable at ${PG_URL.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')} (${(e as Error).message})` };
-  } finally {
-    await admin.end().catch(() => {});
-  }
-  const u = new URL(PG_URL);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  });
 }
 
 // ------------------------------------------------------------------ report
-
-const ms = (x: number) => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} ms`;
-const pad = (s: string, n: number) => s.padEnd(n);
-const lpad = (s: string, n: number) => s.padStart(n);
 
 function printResult(r: Result): void {
   console.log(`\n${r.backend}`);
@@ -205,46 +97,23 @@ function printResult(r: Result): void {
   console.log(`  list ${r.listed} ports (GET /v2.0/ports?network_id=...): median ${ms(r.listMs)} of ${r.listRuns.length} [${r.listRuns.map((x) => x.toFixed(0)).join(', ')} ms]`);
 }
 
-function printTargets(r: Result, binding: boolean): void {
+function printApiTargets(r: Result, binding: boolean): void {
   const conc = r.phases[1];
-  const rows: Array<[string, string, boolean]> = [
+  printTargets(binding ? '  targets:' : '  targets (set for SQLite; shown for reference):', [
     [`>= ${TARGETS.createsPerSecond} port creates/s with ${CLIENTS} clients`, `${conc.perSecond.toFixed(0)}/s`, conc.perSecond >= TARGETS.createsPerSecond],
     [`p99 create latency < ${TARGETS.p99Ms} ms with ${CLIENTS} clients`, ms(conc.p99), conc.p99 < TARGETS.p99Ms],
     [`list ${r.listed} ports < ${TARGETS.listMs} ms`, ms(r.listMs), r.listMs < TARGETS.listMs],
-  ];
-  console.log(binding ? '  targets:' : '  targets (set for SQLite; shown for reference):');
-  for (const [what, got, ok] of rows) console.log(`    ${pad(what, 46)}${lpad(got, 10)}  ${ok ? 'PASS' : 'MISS'}`);
+  ]);
 }
 
 async function main(): Promise<void> {
-  const which = args.backend === 'all' ? ['sqlite', 'postgres'] : [args.backend];
-  console.log(`Nucleon API benchmark: ${PORTS} ports per phase, ${CLIENTS} concurrent clients, keep-alive HTTP`);
-  console.log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), ${os.platform()} ${os.release()}`);
-  // Other work on the machine moves every figure; say how busy it was.
-  console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  printMachine(`Nucleon API benchmark: ${PORTS} ports per phase, ${CLIENTS} concurrent clients, keep-alive HTTP`);
   console.log('for scale, real Neutron: 4.1 creates/s (1 client), 5.3/s (8 clients), 506 ports listed in 0.7 s');
-  for (const b of which) {
-    if (b === 'sqlite') {
-      const r = await benchOne('sqlite', undefined);
-      printResult(r);
-      printTargets(r, true);
-    } else if (b === 'postgres') {
-      const db = await pgDatabase();
-      if ('skip' in db) {
-        console.log(`\npostgres\n  skipped: ${db.skip}`);
-        continue;
-      }
-      try {
-        const r = await benchOne('postgres', db.url);
-        printResult(r);
-        printTargets(r, false);
-      } finally {
-        await db.drop().catch((e) => console.error(`could not drop the bench database: ${(e as Error).message}`));
-      }
-    } else {
-      throw new Error(`unknown back-end ${b} (sqlite, postgres or all)`);
-    }
-  }
+  await forBackends(args.backend!, async (backend, url) => {
+    const r = await benchOne(backend, url);
+    printResult(r);
+    printApiTargets(r, backend === 'sqlite');
+  });
 }
 
 await main();

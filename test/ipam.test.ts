@@ -1,24 +1,16 @@
 // Address math and Neutron's subnet rules, without a database.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { throwsNeutron } from './support/assertions.ts';
 import {
   addressAt, canonicalIp, checkSubnetIp, defaultGateway, eui64Address, formatIp, formatNet, formatPools, generatePools,
   ipAddressError, isEui64, netOf, netsOverlap, parseCidr, parseIp, parseNet, planAddressing, planAddressingUpdate,
   randomBelow, rangeSize, validateAllocationPools, validateSubnet, type Net,
 } from '../src/services/ipam.ts';
-import type { NeutronError } from '../src/errors.ts';
 
 const net = (text: string): Net => parseNet(text)!;
 const ip = (text: string) => parseIp(text)!;
 
-function throwsNeutron(fn: () => unknown, status: number, type: string, message?: RegExp) {
-  assert.throws(fn, (e: NeutronError) => {
-    assert.equal(e.type, type, e.message);
-    assert.equal(e.status, status);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 describe('address text', () => {
   it('parses strictly and prints canonical text', () => {

@@ -1,25 +1,18 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { NeutronError } from '../src/errors.ts';
 import { forEachBackend } from './support/backends.ts';
+import { rejectsNeutron as rejects } from './support/assertions.ts';
 import { caller } from './support/callers.ts';
 import { createServices, type Services } from '../src/services/index.ts';
 import { emptyQuery, type Wire } from '../src/services/resource-store.ts';
 import { eui64Address, formatIp, parseIp, parseNet, pickFreeAddress, subnetInfo } from '../src/services/ipam.ts';
-import type { NeutronError } from '../src/errors.ts';
 
 const alice = caller('aaaa1111aaaa1111aaaa1111aaaa1111');
 const bob = caller('bbbb2222bbbb2222bbbb2222bbbb2222');
 const carol = caller('cccc3333cccc3333cccc3333cccc3333');
 const admin = caller('adad0000adad0000adad0000adad0000', 'admin');
 
-async function rejects(p: Promise<unknown>, status: number, type: string, message?: RegExp) {
-  await assert.rejects(p, (e: NeutronError) => {
-    assert.equal(e.type, type, e.message);
-    assert.equal(e.status, status);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 type FixedIps = Array<{ subnet_id: string; ip_address: string }>;
 const ipsOf = (p: Wire) => (p.fixed_ips as FixedIps).map((f) => f.ip_address);

@@ -1,21 +1,14 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { NeutronError } from '../src/errors.ts';
 import { forEachBackend } from './support/backends.ts';
+import { rejectsNeutron as rejects } from './support/assertions.ts';
 import { caller } from './support/callers.ts';
 import { createServices, type Services } from '../src/services/index.ts';
 import { emptyQuery } from '../src/services/resource-store.ts';
 import { readChanges, latestSeq } from '../src/services/change-feed.ts';
-import type { NeutronError } from '../src/errors.ts';
 import type { Store } from '../src/store/database.ts';
 
-async function rejects(p: Promise<unknown>, status: number, type: string, message?: RegExp) {
-  await assert.rejects(p, (e: NeutronError) => {
-    assert.equal(e.type, type, e.message);
-    assert.equal(e.status, status);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 const rulesOf = (sg: Record<string, unknown>) => sg.security_group_rules as Array<Record<string, unknown>>;
 

@@ -1,24 +1,17 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { NeutronError } from '../src/errors.ts';
 import { forEachBackend } from './support/backends.ts';
+import { rejectsNeutron as rejects } from './support/assertions.ts';
 import { caller } from './support/callers.ts';
 import { createServices, type Services } from '../src/services/index.ts';
 import { emptyQuery } from '../src/services/resource-store.ts';
-import type { NeutronError } from '../src/errors.ts';
 
 const alice = caller('aaaa1111aaaa1111aaaa1111aaaa1111');
 const bob = caller('bbbb2222bbbb2222bbbb2222bbbb2222');
 const admin = caller('adad0000adad0000adad0000adad0000', 'admin');
 const aliceReader = caller(alice.projectId, 'reader');
 
-async function rejects(p: Promise<unknown>, status: number, type: string, message?: RegExp) {
-  await assert.rejects(p, (e: NeutronError) => {
-    assert.equal(e.type, type, e.message);
-    assert.equal(e.status, status);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 const query = (filters: Record<string, string[]>) => ({ ...emptyQuery(), filters });
 

@@ -4,6 +4,7 @@
 export interface Extension { name: string; alias: string; description: string; updated: string; links: never[] }
 
 export const EXTENSIONS: Extension[] = [
+  { name: "agent", alias: "agent", description: "The agent management extension.", updated: "2013-02-03T10:00:00-00:00", links: [] },
   { name: "Allowed Address Pairs", alias: "allowed-address-pairs", description: "Provides allowed address pairs", updated: "2013-07-23T10:00:00-00:00", links: [] },
   { name: "Empty String Filtering Extension", alias: "empty-string-filtering", description: "Allow filtering by attributes with empty string value", updated: "2018-05-01T10:00:00-00:00", links: [] },
   { name: "Neutron external network", alias: "external-net", description: "Adds external network attribute to network resource.", updated: "2013-01-14T10:00:00-00:00", links: [] },

@@ -14,6 +14,7 @@ import { SecurityGroupRuleService } from './security-group-rules.ts';
 import { AddressGroupService } from './address-groups.ts';
 import { RouterService } from './routers.ts';
 import { FloatingIpService } from './floating-ips.ts';
+import { AgentService } from './agents.ts';
 import { registerQuotaResource } from './quota-limits.ts';
 import { DEFAULT_SEGMENT_CONFIG, type SegmentConfig } from './segments.ts';
 
@@ -33,6 +34,7 @@ export interface Services {
   addressGroups: AddressGroupService;
   routers: RouterService;
   floatingIps: FloatingIpService;
+  agents: AgentService;
   collections: ResourceService[];
   routes: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
@@ -52,6 +54,7 @@ export function createServices(store: Store, config: ServiceConfig = DEFAULT_SER
   const addressGroups = new AddressGroupService(store);
   const routers = new RouterService(store, ports);
   const floatingIps = new FloatingIpService(store, ports);
+  const agents = new AgentService(store);
   return {
     networks,
     subnets,
@@ -62,7 +65,8 @@ export function createServices(store: Store, config: ServiceConfig = DEFAULT_SER
     addressGroups,
     routers,
     floatingIps,
-    collections: [networks, subnets, ports, securityGroups, securityGroupRules, addressGroups, routers, floatingIps],
+    agents,
+    collections: [networks, subnets, ports, securityGroups, securityGroupRules, addressGroups, routers, floatingIps, agents],
     routes: [(app) => registerQuotaRoutes(app, quotas)],
   };
 }

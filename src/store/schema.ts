@@ -232,7 +232,27 @@ export interface FloatingIpRow {
   revision_number: number;
 }
 
+export interface AgentRow {
+  id: string;
+  agent_type: string;
+  binary: string;
+  topic: string;
+  host: string;
+  admin_state_up: number;
+  created_at: string;
+  started_at: string;
+  heartbeat_timestamp: string;
+  /** heartbeat_timestamp + 2 × the agent's report interval (same text format). */
+  alive_until: string;
+  /** JSON object. */
+  configurations: string;
+  availability_zone: string | null;
+  description: string | null;
+  resources_synced: number | null;
+}
+
 export interface Database {
+  agents: AgentRow;
   routers: RouterRow;
   floatingips: FloatingIpRow;
   security_groups: SecurityGroupRow;

@@ -202,7 +202,8 @@ forEachBackend((backend) => {
           assertKeys(e, EXTENSION_KEYS, [], 'extension');
           assert.deepEqual(e.links, []);
           assert.equal(typeof e.name, 'string');
-          assert.match(e.updated, /^\d{4}-\d\d-\d\dT/);
+          // Neutron's own data has dates like 2014-06-1T10:00:00-00:00 (sic); we list them as Neutron does.
+          assert.match(e.updated, /^\d{4}-\d\d-\d{1,2}T/);
         }
         // What the features tested in this file rely on (clients check these before using them).
         for (const a of ['pagination', 'sorting', 'standard-attr-tag', 'revision-if-match', 'project-id', 'net-mtu', 'standard-attr-description', 'standard-attr-timestamp', 'standard-attr-revisions']) {

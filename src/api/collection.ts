@@ -81,7 +81,7 @@ function envelope(body: unknown, key: string): unknown {
 
 export function registerCollection(app: FastifyInstance, service: ResourceService, prefix = '/v2.0'): void {
   const { name, collection } = service.def;
-  const base = `${prefix}/${collection}`;
+  const base = `${prefix}/${service.def.path ?? collection}`;
   type IdParams = { id: string };
   type TagParams = { id: string; tag: string };
 

@@ -40,8 +40,10 @@ export interface Attribute {
 export interface ResourceDef {
   /** Singular wire name: "network". */
   name: string;
-  /** Collection wire name and URL segment: "networks". */
+  /** Collection key in JSON bodies: "networks", "security_groups". */
   collection: string;
+  /** URL segment when it differs from the collection key: "security-groups". */
+  path?: string;
   /** Store table. */
   table: string;
   /** In wire order. */

@@ -5,7 +5,8 @@ const std = standardAttributes();
 
 export const securityGroupDef: ResourceDef = {
   name: 'security_group',
-  collection: 'security-groups',
+  collection: 'security_groups',
+  path: 'security-groups',
   table: 'security_groups',
   taggable: true,
   attributes: {
@@ -48,7 +49,8 @@ export const cidr: Converter = (v) => {
 
 export const securityGroupRuleDef: ResourceDef = {
   name: 'security_group_rule',
-  collection: 'security-group-rules',
+  collection: 'security_group_rules',
+  path: 'security-group-rules',
   table: 'security_group_rules',
   taggable: false,
   attributes: {
@@ -74,7 +76,8 @@ export const securityGroupRuleDef: ResourceDef = {
 
 export const addressGroupDef: ResourceDef = {
   name: 'address_group',
-  collection: 'address-groups',
+  collection: 'address_groups',
+  path: 'address-groups',
   table: 'address_groups',
   taggable: false,
   attributes: {

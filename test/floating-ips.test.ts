@@ -229,7 +229,7 @@ forEachBackend((backend) => {
       await s.floatingIps.delete(alice, id);
       const feed = (await readChanges(store.db, start)).map((c) => [c.resource_type, c.op, c.resource_id === id ? 'F' : 'P', c.project_id]);
       assert.deepEqual(feed, [
-        ['port', 'create', 'P', alice.projectId], ['port', 'update', 'P', ''], ['floatingip', 'create', 'F', alice.projectId],
+        ['port', 'create', 'P', ''], ['floatingip', 'create', 'F', alice.projectId],
         ['floatingip', 'update', 'F', alice.projectId],
         ['port', 'delete', 'P', ''], ['floatingip', 'delete', 'F', alice.projectId],
       ]);

@@ -42,20 +42,13 @@ export function actingFor(projectId: string): AuthContext {
 }
 
 /**
- * A port Neutron owns itself (router gateway, floating IP address), created
- * through the port service. The port quota checked is that of the project that
- * asked for it; the port then goes to project '', as in Neutron, so that no
- * project sees it in its port list or pays for it afterwards. (Created for ''
- * directly, every such port in the cloud would count against one project's
- * port quota.)
+ * A port Neutron owns itself (router gateway, floating IP address): project
+ * '', as in Neutron, so that no project sees it in its port list or pays port
+ * quota for it (the router and floatingip quotas bound them), created through
+ * the port service inside the caller's transaction.
  */
-export async function createServicePort(tx: Tx, store: Store, ports: PortService, payer: string, body: Body): Promise<string> {
-  const id = await ports.createWithin(tx, actingFor(payer), {
-    name: '', admin_state_up: true, port_security_enabled: false, ...body,
-  });
-  await tx.updateTable('ports').set({ project_id: '' }).where('id', '=', id).execute();
-  await recordResourceChange(tx, store, 'ports', 'port', id, 'update');
-  return id;
+export async function createServicePort(tx: Tx, ports: PortService, body: Body): Promise<string> {
+  return ports.createWithin(tx, actingFor(''), { name: '', admin_state_up: true, port_security_enabled: false, ...body });
 }
 
 /** Runs fn, turning resource-store's generic `<Resource>NotFound` for this resource into Neutron's own class. */
@@ -224,7 +217,7 @@ export class FloatingIpService extends ResourceService {
     const fixed: { subnet_id?: string; ip_address?: string } = {};
     if (body.subnet_id) fixed.subnet_id = body.subnet_id as string;
     if (body.floating_ip_address) fixed.ip_address = body.floating_ip_address as string;
-    const portId = await createServicePort(tx, this.store, this.ports, projectId, {
+    const portId = await createServicePort(tx, this.ports, {
       network_id: networkId, device_id: id, device_owner: DEVICE_OWNER_FLOATINGIP,
       ...(Object.keys(fixed).length ? { fixed_ips: [fixed] } : {}),
     });

@@ -222,7 +222,9 @@ export class PortService extends ResourceService {
     const network = await visibleNetwork(tx, ctx, body.network_id as string);
     checkNetworkTenantOwnership(ctx, network, projectId, 'port');
     authorizeOnNetwork(ctx, network, body, 'create');
-    await enforceQuota(tx, 'port', projectId);
+    // Ports Neutron owns itself (project '': router gateways, floating IP
+    // addresses) are bounded by the router and floatingip quotas instead.
+    if (projectId !== '') await enforceQuota(tx, 'port', projectId);
 
     const id = newId();
     const deviceOwner = body.device_owner as string;

@@ -363,7 +363,7 @@ export class RouterService extends ResourceService {
     if (networkId) {
       const subnets = await tx.selectFrom('subnets').select(['id', 'cidr']).where('network_id', '=', networkId).orderBy('created_at').orderBy('id').execute();
       await this.checkNewSubnets(tx, router.id, subnets, null);
-      const portId = await createServicePort(tx, this.store, this.ports, router.project_id, {
+      const portId = await createServicePort(tx, this.ports, {
         network_id: networkId, device_id: router.id, device_owner: DEVICE_OWNER_ROUTER_GW,
         ...(wantedIps.length ? { fixed_ips: wantedIps } : {}),
       });

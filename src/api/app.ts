@@ -10,6 +10,7 @@ import { registerCollection, requestUrl } from './collection.ts';
 import { EXTENSIONS } from './extensions.ts';
 import { installMetrics } from './metrics.ts';
 import { registerActions } from './actions.ts';
+import { registerQuotaRoutes } from './quotas.ts';
 
 export interface NetworkAppOptions {
   identity: TokenValidator;
@@ -102,6 +103,6 @@ export async function buildNetworkApp(services: Services, opts: NetworkAppOption
 
   for (const service of services.collections) registerCollection(app, service);
   registerActions(app, services);
-  for (const extra of services.routes) await extra(app);
+  registerQuotaRoutes(app, services.quotas);
   return app;
 }

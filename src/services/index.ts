@@ -1,13 +1,11 @@
 // Builds the resource services over one store. The API layer serves every
-// entry of `collections` as a Neutron collection; `routes` are extra,
-// non-collection endpoints (quotas, router actions...).
-import type { FastifyInstance } from 'fastify';
+// entry of `collections` as a Neutron collection; the others (quotas, member
+// actions) have routes of their own in src/api.
 import type { Store } from '../store/database.ts';
 import { NetworkService } from './networks.ts';
 import { SubnetService } from './subnets.ts';
 import { PortService } from './ports.ts';
 import { QuotaService } from './quotas.ts';
-import { registerQuotaRoutes } from '../api/quotas.ts';
 import type { ResourceService } from './resource-service.ts';
 import { SecurityGroupService } from './security-groups.ts';
 import { SecurityGroupRuleService } from './security-group-rules.ts';
@@ -36,7 +34,6 @@ export interface Services {
   floatingIps: FloatingIpService;
   agents: AgentService;
   collections: ResourceService[];
-  routes: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
 
 registerQuotaResource('security_group', 'security_groups', 10);
@@ -67,6 +64,5 @@ export function createServices(store: Store, config: ServiceConfig = DEFAULT_SER
     floatingIps,
     agents,
     collections: [networks, subnets, ports, securityGroups, securityGroupRules, addressGroups, routers, floatingIps, agents],
-    routes: [(app) => registerQuotaRoutes(app, quotas)],
   };
 }

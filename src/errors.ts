@@ -51,16 +51,22 @@ export class TagNotFound extends NotFound {
 
 const pascal = (name: string) => name.split(/[_-]/).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
 
+/** Where Neutron's wording is not "<Resource> <id> could not be found." */
+const NOT_FOUND_WORDING: Record<string, { type: string; message: (id: string) => string }> = {
+  router: { type: 'RouterNotFound', message: (id) => `Router ${id} could not be found` },
+  floatingip: { type: 'FloatingIPNotFound', message: (id) => `Floating IP ${id} could not be found` },
+};
+
 /** `<Resource>NotFound` with Neutron's message, e.g. NetworkNotFound "Network X could not be found." */
 export class ResourceNotFound extends NotFound {
   readonly resource: string;
   constructor(resource: string, id: string) {
     const label = resource.split(/[_-]/).join(' ');
-    super(`${label[0].toUpperCase()}${label.slice(1)} ${id} could not be found.`);
+    super(NOT_FOUND_WORDING[resource]?.message(id) ?? `${label[0].toUpperCase()}${label.slice(1)} ${id} could not be found.`);
     this.resource = resource;
   }
   override get type(): string {
-    return `${pascal(this.resource)}NotFound`;
+    return NOT_FOUND_WORDING[this.resource]?.type ?? `${pascal(this.resource)}NotFound`;
   }
 }
 
@@ -277,11 +283,11 @@ export function badRequest(resource: string, msg: string): BadRequest {
   return new BadRequest(`Bad ${resource} request: ${msg}.`);
 }
 // Neutron's messages for these two have no final period.
-export class RouterNotFound extends NotFound {
-  constructor(id: string) { super(`Router ${id} could not be found`); }
+export class RouterNotFound extends ResourceNotFound {
+  constructor(id: string) { super('router', id); }
 }
-export class FloatingIPNotFound extends NotFound {
-  constructor(id: string) { super(`Floating IP ${id} could not be found`); }
+export class FloatingIPNotFound extends ResourceNotFound {
+  constructor(id: string) { super('floatingip', id); }
 }
 export class RouterInUse extends Conflict {
   constructor(id: string, reason = 'still has ports') { super(`Router ${id} ${reason}`); }

@@ -16,12 +16,12 @@ import { systemContext, type AuthContext } from '../identity/context.ts';
 import { owningProject } from '../identity/policy.ts';
 import { isUniqueViolation, type Dialect, type Store, type Tx } from '../store/database.ts';
 import {
-  ExternalGatewayForFloatingIPNotFound, ExternalIpAddressExhausted, FipAssociated, FloatingIPNotFound,
-  FloatingIPPortAlreadyAssociated, ResourceNotFound, ServicePortInUse, badRequest, type NeutronError,
+  ExternalGatewayForFloatingIPNotFound, ExternalIpAddressExhausted, FipAssociated,
+  FloatingIPPortAlreadyAssociated, ResourceNotFound, ServicePortInUse, badRequest,
 } from '../errors.ts';
 import { ResourceService, recordResourceChange } from './resource-service.ts';
 import {
-  bumped, findVisibleRow, newId, now, type ListQuery, type Page, type ResourceModel, type Row, type Wire,
+  bumped, findVisibleRow, newId, now, type ResourceModel, type Row, type Wire,
 } from './resource-store.ts';
 import { enforceQuota } from './quota-limits.ts';
 import { visibleNetwork } from './subnets.ts';
@@ -49,16 +49,6 @@ export function actingFor(projectId: string): AuthContext {
  */
 export async function createServicePort(tx: Tx, ports: PortService, body: Body): Promise<string> {
   return ports.createWithin(tx, actingFor(''), { name: '', admin_state_up: true, port_security_enabled: false, ...body });
-}
-
-/** Runs fn, turning resource-store's generic `<Resource>NotFound` for this resource into Neutron's own class. */
-export async function withOwnNotFound<T>(resource: string, id: string | undefined, make: (id: string) => NeutronError, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof ResourceNotFound && e.resource === resource && id !== undefined) throw make(id);
-    throw e;
-  }
 }
 
 /** Bumps a port's revision and records the change (a router took or released it, its addresses changed). */
@@ -307,26 +297,5 @@ export class FloatingIpService extends ResourceService {
       }
       throw e;
     }
-  }
-
-  // Neutron's FloatingIPNotFound ("Floating IP X could not be found"), not the generic message.
-
-  override list(ctx: AuthContext, query: ListQuery): Promise<Page> {
-    return withOwnNotFound(this.def.name, query.marker, (id) => new FloatingIPNotFound(id), () => super.list(ctx, query));
-  }
-  override get(ctx: AuthContext, id: string): Promise<Wire> {
-    return withOwnNotFound(this.def.name, id, (i) => new FloatingIPNotFound(i), () => super.get(ctx, id));
-  }
-  override update(ctx: AuthContext, id: string, raw: unknown, ifMatch?: string): Promise<Wire> {
-    return withOwnNotFound(this.def.name, id, (i) => new FloatingIPNotFound(i), () => super.update(ctx, id, raw, ifMatch));
-  }
-  override delete(ctx: AuthContext, id: string, ifMatch?: string): Promise<void> {
-    return withOwnNotFound(this.def.name, id, (i) => new FloatingIPNotFound(i), () => super.delete(ctx, id, ifMatch));
-  }
-  override getTags(ctx: AuthContext, id: string): Promise<string[]> {
-    return withOwnNotFound(this.def.name, id, (i) => new FloatingIPNotFound(i), () => super.getTags(ctx, id));
-  }
-  override changeTags(ctx: AuthContext, id: string, change: (tx: Tx) => Promise<void>, ifMatch?: string): Promise<string[]> {
-    return withOwnNotFound(this.def.name, id, (i) => new FloatingIPNotFound(i), () => super.changeTags(ctx, id, change, ifMatch));
   }
 }

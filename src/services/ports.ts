@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import type { Body } from '../resources/attributes.ts';
 import { portDef, type AddressPair, type DhcpOpt } from '../resources/port.ts';
 import type { AuthContext } from '../identity/context.ts';
-import { authorizeWrite, owningProject } from '../identity/policy.ts';
+import { owningProject } from '../identity/policy.ts';
 import { isUniqueViolation, type Store, type Tx } from '../store/database.ts';
 import {
   AddressPairAndPortSecurityRequired, InvalidInput, MacAddressGenerationFailure, MacAddressInUse, PolicyNotAuthorized,
@@ -16,7 +16,7 @@ import {
   UnsupportedPortDeviceOwner,
 } from '../errors.ts';
 import { ResourceService } from './resource-service.ts';
-import { bumped, checkRevision, newId, now, type ResourceModel, type Row, type Wire } from './resource-store.ts';
+import { bumped, newId, now, type ResourceModel, type Row, type Wire } from './resource-store.ts';
 import { enforceQuota } from './quota-limits.ts';
 import { ensureDefaultSecurityGroup } from './security-groups.ts';
 import { checkNetworkTenantOwnership, loadForWriteOrNetworkOwner, visibleNetwork } from './subnets.ts';
@@ -341,18 +341,17 @@ export class PortService extends ResourceService {
     await tx.deleteFrom('ports').where('id', '=', row.id).execute();
   }
 
-  /** delete_port also admits the network's owner (NET_OWNER_MEMBER). */
-  override async delete(ctx: AuthContext, id: string, ifMatch?: string): Promise<void> {
-    authorizeWrite(ctx, this.def, 'delete');
-    await this.store.transaction(async (tx) => {
-      const row = await loadForWriteOrNetworkOwner(tx, this.store.dialect, this.model, ctx, id, 'delete');
-      checkRevision(row, ifMatch);
-      // L3 hook: router interfaces, gateways and floating IP ports go through their own API (ServicePortInUse).
-      await assertNotL3Port(tx, row);
-      await this.deleteOne(tx, ctx, row);
-      await tx.deleteFrom('tags').where('resource_id', '=', id).execute();
-      await this.changed(tx, id, 'delete', row);
-    });
+  /**
+   * delete_port also admits the network's owner (NET_OWNER_MEMBER); update_port
+   * does not. Router interfaces, gateways and floating IP ports are deleted
+   * through their own API, never the port API (ServicePortInUse) — services
+   * that own them use deleteWithin, which does not come through here.
+   */
+  protected override async lockForWrite(tx: Tx, ctx: AuthContext, id: string, action: 'update' | 'delete'): Promise<Row> {
+    if (action === 'update') return super.lockForWrite(tx, ctx, id, action);
+    const row = await loadForWriteOrNetworkOwner(tx, this.store.dialect, this.model, ctx, id, action);
+    await assertNotL3Port(tx, row);
+    return row;
   }
 }
 

@@ -27,6 +27,22 @@ export abstract class ResourceService {
   /** Deletes a locked, authorized row and what hangs off it. */
   protected abstract deleteOne(tx: Tx, ctx: AuthContext, row: Row): Promise<void>;
 
+  /**
+   * Policy for one write request, before anything is read. Resources with
+   * nested admin-only attributes (a router's external_gateway_info) override it.
+   */
+  protected authorize(ctx: AuthContext, action: 'create' | 'update' | 'delete', raw: Body = {}): void {
+    authorizeWrite(ctx, this.def, action, raw);
+  }
+
+  /**
+   * The row to change, locked, with the owner check. Resources whose network's
+   * owner may also change them (subnets, ports) override it.
+   */
+  protected lockForWrite(tx: Tx, ctx: AuthContext, id: string, action: 'update' | 'delete'): Promise<Row> {
+    return loadForWrite(tx, this.store.dialect, this.model, ctx, id, action);
+  }
+
   list(ctx: AuthContext, query: ListQuery): Promise<Page> {
     return listResources(this.store.db, this.model, ctx, query);
   }
@@ -42,7 +58,7 @@ export abstract class ResourceService {
   async createBulk(ctx: AuthContext, raws: unknown[]): Promise<Wire[]> {
     const bodies = raws.map((raw) => {
       const body = parseBody(this.def, raw, 'create');
-      authorizeWrite(ctx, this.def, 'create', raw as Body);
+      this.authorize(ctx, 'create', raw as Body);
       return body;
     });
     const ids = await this.store.transaction(async (tx) => {
@@ -84,9 +100,9 @@ export abstract class ResourceService {
 
   async update(ctx: AuthContext, id: string, raw: unknown, ifMatch?: string): Promise<Wire> {
     const body = parseBody(this.def, raw, 'update');
-    authorizeWrite(ctx, this.def, 'update', raw as Body);
+    this.authorize(ctx, 'update', raw as Body);
     await this.store.transaction(async (tx) => {
-      const row = await loadForWrite(tx, this.store.dialect, this.model, ctx, id, 'update');
+      const row = await this.lockForWrite(tx, ctx, id, 'update');
       checkRevision(row, ifMatch);
       await this.updateOne(tx, ctx, row, body);
       await this.changed(tx, id, 'update');
@@ -95,9 +111,9 @@ export abstract class ResourceService {
   }
 
   async delete(ctx: AuthContext, id: string, ifMatch?: string): Promise<void> {
-    authorizeWrite(ctx, this.def, 'delete');
+    this.authorize(ctx, 'delete');
     await this.store.transaction(async (tx) => {
-      const row = await loadForWrite(tx, this.store.dialect, this.model, ctx, id, 'delete');
+      const row = await this.lockForWrite(tx, ctx, id, 'delete');
       checkRevision(row, ifMatch);
       await this.deleteOne(tx, ctx, row);
       await tx.deleteFrom('tags').where('resource_id', '=', id).execute();
@@ -134,9 +150,9 @@ export abstract class ResourceService {
   }
 
   async changeTags(ctx: AuthContext, id: string, change: (tx: Tx) => Promise<void>, ifMatch?: string): Promise<string[]> {
-    authorizeWrite(ctx, this.def, 'update');
+    this.authorize(ctx, 'update');
     await this.store.transaction(async (tx) => {
-      const row = await loadForWrite(tx, this.store.dialect, this.model, ctx, id, 'update');
+      const row = await this.lockForWrite(tx, ctx, id, 'update');
       checkRevision(row, ifMatch);
       await change(tx);
       await bumpRevision(tx, this.def.table, id);

@@ -8,7 +8,7 @@
 // (FOR UPDATE on PostgreSQL; SQLite transactions are serial): two interfaces
 // with overlapping subnets added concurrently, or an interface removed while a
 // floating IP is being mapped through it, are decided one after the other.
-import { parseBody, type Body } from '../resources/attributes.ts';
+import type { Body } from '../resources/attributes.ts';
 import { GATEWAY_KEYS, routerDef, type GatewayInfo } from '../resources/router.ts';
 import type { FixedIpInput } from '../resources/port.ts';
 import type { AuthContext } from '../identity/context.ts';
@@ -21,14 +21,13 @@ import {
 } from '../errors.ts';
 import { ResourceService, recordResourceChange } from './resource-service.ts';
 import {
-  bumpRevision, bumped, checkRevision, findVisibleRow, newId, now, type ListQuery, type Page,
-  type ResourceModel, type Row, type Wire,
+  bumpRevision, bumped, findVisibleRow, newId, now, type ResourceModel, type Row, type Wire,
 } from './resource-store.ts';
 import { enforceQuota } from './quota-limits.ts';
 import { subnetModel, visibleNetwork } from './subnets.ts';
 import { portModel, type PortService } from './ports.ts';
 import {
-  DEVICE_OWNER_ROUTER_GW, DEVICE_OWNER_ROUTER_INTF, actingFor, createServicePort, portChanged, withOwnNotFound,
+  DEVICE_OWNER_ROUTER_GW, DEVICE_OWNER_ROUTER_INTF, actingFor, createServicePort, portChanged,
 } from './floating-ips.ts';
 import {
   ROUTER_INTERFACE_OWNERS, ROUTER_PORT_OWNERS, canonicalIp, lockNetworkSubnets, netContains, netsOverlap, parseIp,
@@ -204,22 +203,10 @@ export class RouterService extends ResourceService {
 
   // ------------------------------------------------------------ CRUD
 
-  override async createBulk(ctx: AuthContext, raws: unknown[]): Promise<Wire[]> {
-    const bodies = raws.map((raw) => {
-      const body = parseBody(this.def, raw, 'create');
-      authorizeRouterWrite(ctx, 'create', raw as Body);
-      return body;
-    });
-    const ids = await this.store.transaction(async (tx) => {
-      const out: string[] = [];
-      for (const body of bodies) {
-        const id = await this.createOne(tx, ctx, body);
-        await this.changed(tx, id, 'create');
-        out.push(id);
-      }
-      return out;
-    });
-    return this.renderIds(ctx, ids);
+  /** external_gateway_info's enable_snat and external_fixed_ips are admin-only, nested in the body. */
+  protected override authorize(ctx: AuthContext, action: 'create' | 'update' | 'delete', raw: Body = {}): void {
+    if (action === 'delete') super.authorize(ctx, action);
+    else authorizeRouterWrite(ctx, action, raw);
   }
 
   protected async createOne(tx: Tx, ctx: AuthContext, body: Body): Promise<string> {
@@ -243,18 +230,6 @@ export class RouterService extends ResourceService {
         .where('id', '=', id).execute();
     }
     return id;
-  }
-
-  override async update(ctx: AuthContext, id: string, raw: unknown, ifMatch?: string): Promise<Wire> {
-    const body = parseBody(this.def, raw, 'update');
-    authorizeRouterWrite(ctx, 'update', raw as Body);
-    await this.store.transaction(async (tx) => {
-      const row = await this.lockRouter(tx, ctx, id, 'rule:update_router');
-      checkRevision(row, ifMatch);
-      await this.updateOne(tx, ctx, row, body);
-      await this.changed(tx, id, 'update');
-    });
-    return (await this.renderIds(ctx, [id]))[0];
   }
 
   protected async updateOne(tx: Tx, ctx: AuthContext, row: Row, body: Body): Promise<void> {
@@ -289,16 +264,6 @@ export class RouterService extends ResourceService {
       set.routes = JSON.stringify(routes);
     }
     await tx.updateTable('routers').set({ ...set, ...bumped(row) }).where('id', '=', row.id).execute();
-  }
-
-  override async delete(ctx: AuthContext, id: string, ifMatch?: string): Promise<void> {
-    await this.store.transaction(async (tx) => {
-      const row = await this.lockRouter(tx, ctx, id, 'rule:delete_router');
-      checkRevision(row, ifMatch);
-      await this.deleteOne(tx, ctx, row);
-      await tx.deleteFrom('tags').where('resource_id', '=', id).execute();
-      await this.changed(tx, id, 'delete', row);
-    });
   }
 
   /** Refused while interfaces remain; the gateway port goes with the router. */
@@ -558,21 +523,6 @@ export class RouterService extends ResourceService {
   private async routerChanged(tx: Tx, routerId: string): Promise<void> {
     await bumpRevision(tx, 'routers', routerId);
     await recordResourceChange(tx, this.store, 'routers', 'router', routerId, 'update');
-  }
-
-  // Neutron's RouterNotFound ("Router X could not be found"), not the generic message.
-
-  override list(ctx: AuthContext, query: ListQuery): Promise<Page> {
-    return withOwnNotFound(this.def.name, query.marker, (id) => new RouterNotFound(id), () => super.list(ctx, query));
-  }
-  override get(ctx: AuthContext, id: string): Promise<Wire> {
-    return withOwnNotFound(this.def.name, id, (i) => new RouterNotFound(i), () => super.get(ctx, id));
-  }
-  override getTags(ctx: AuthContext, id: string): Promise<string[]> {
-    return withOwnNotFound(this.def.name, id, (i) => new RouterNotFound(i), () => super.getTags(ctx, id));
-  }
-  override changeTags(ctx: AuthContext, id: string, change: (tx: Tx) => Promise<void>, ifMatch?: string): Promise<string[]> {
-    return withOwnNotFound(this.def.name, id, (i) => new RouterNotFound(i), () => super.changeTags(ctx, id, change, ifMatch));
   }
 }
 

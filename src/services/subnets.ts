@@ -4,10 +4,10 @@
 // side: overlap within the network, in-use checks on delete, the network's
 // revision, and the SLAAC addresses a new IPv6 subnet gives existing ports.
 import type { Expression, ExpressionBuilder, SqlBool } from 'kysely';
-import { parseBody, type Body } from '../resources/attributes.ts';
+import type { Body } from '../resources/attributes.ts';
 import { subnetDef } from '../resources/subnet.ts';
 import type { AuthContext } from '../identity/context.ts';
-import { authorizeWrite, owningProject } from '../identity/policy.ts';
+import { owningProject } from '../identity/policy.ts';
 import { lockRow, type Dialect, type Store, type Tx } from '../store/database.ts';
 import {
   BadRequest, GatewayIpInUse, HTTPForbidden, InvalidInput, NetworkMTUSubnetConflict, OverlappingSubnet,
@@ -15,7 +15,7 @@ import {
 } from '../errors.ts';
 import { ResourceService, recordResourceChange } from './resource-service.ts';
 import {
-  bumped, bumpRevision, checkRevision, findVisibleRow, newId, now, type ResourceModel, type Row,
+  bumped, bumpRevision, findVisibleRow, newId, now, type ResourceModel, type Row,
 } from './resource-store.ts';
 import { networkModel } from './networks.ts';
 import { enforceQuota } from './quota-limits.ts';
@@ -208,28 +208,8 @@ export class SubnetService extends ResourceService {
     for (const id of portIds) await recordResourceChange(tx, this.store, 'ports', 'port', id, 'update');
   }
 
-  // The owner of the network may update and delete subnets on it (ADMIN_OR_NET_OWNER_MEMBER).
-
-  override async update(ctx: AuthContext, id: string, raw: unknown, ifMatch?: string) {
-    const body = parseBody(this.def, raw, 'update');
-    authorizeWrite(ctx, this.def, 'update', raw as Body);
-    await this.store.transaction(async (tx) => {
-      const row = await loadForWriteOrNetworkOwner(tx, this.store.dialect, this.model, ctx, id, 'update');
-      checkRevision(row, ifMatch);
-      await this.updateOne(tx, ctx, row, body);
-      await this.changed(tx, id, 'update');
-    });
-    return (await this.renderIds(ctx, [id]))[0];
-  }
-
-  override async delete(ctx: AuthContext, id: string, ifMatch?: string): Promise<void> {
-    authorizeWrite(ctx, this.def, 'delete');
-    await this.store.transaction(async (tx) => {
-      const row = await loadForWriteOrNetworkOwner(tx, this.store.dialect, this.model, ctx, id, 'delete');
-      checkRevision(row, ifMatch);
-      await this.deleteOne(tx, ctx, row);
-      await tx.deleteFrom('tags').where('resource_id', '=', id).execute();
-      await this.changed(tx, id, 'delete', row);
-    });
+  /** The owner of the network may update and delete subnets on it (ADMIN_OR_NET_OWNER_MEMBER). */
+  protected override lockForWrite(tx: Tx, ctx: AuthContext, id: string, action: 'update' | 'delete'): Promise<Row> {
+    return loadForWriteOrNetworkOwner(tx, this.store.dialect, this.model, ctx, id, action);
   }
 }

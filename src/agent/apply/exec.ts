@@ -95,12 +95,23 @@ export async function namespacePids(ns: string): Promise<number[]> {
   return r.stdout.split(/\s+/).filter(Boolean).map(Number).filter((n) => n > 0);
 }
 
+/**
+ * Alive and not a zombie. Daemons (dnsmasq) are reparented to pid 1 once
+ * their starter exits, and an init that is slow to reap (or never does, as in
+ * some VM and container inits) leaves a zombie that kill(pid, 0) still finds.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    // "pid (comm) S …": the state follows the last ')'.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 

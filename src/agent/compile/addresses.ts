@@ -1,7 +1,7 @@
 // Address lists as nft set elements. Interval sets refuse overlapping
 // elements ("conflicting intervals"), and CIDR blocks either nest or are
 // disjoint, so dropping every block inside an earlier one is enough.
-import { eui64Address, formatIp, formatNet, maxPrefixlen, parseNet, type IpVersion, type Net } from '../../services/ipam.ts';
+import { eui64Address, formatIp, formatNet, maxPrefixlen, parseIp, parseNet, type IpVersion, type Net } from '../../services/ipam.ts';
 
 const LINK_LOCAL = parseNet('fe80::/64')!;
 
@@ -31,6 +31,9 @@ export function addressElements(texts: Iterable<string>, version: IpVersion): st
   }
   return kept.map(elementText);
 }
+
+/** An IPv4 address (not a CIDR). */
+export const isIpv4 = (text: string): boolean => parseIp(text)?.version === 4;
 
 /** The IP version of an address or CIDR text, or null. */
 export const versionOf = (text: string): IpVersion | null => parseNet(text)?.version ?? null;

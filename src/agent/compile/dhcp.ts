@@ -4,7 +4,8 @@
 // IPv4 only: IPv6 addressing (SLAAC / DHCPv6) is not served yet.
 import type { HostConfig, ModelNetwork, ModelPort, ModelSubnet } from '../model.ts';
 import { dhcpNamespace, tapName, type DhcpServer, type NamespacePlan } from '../plan.ts';
-import { formatIp, formatNet, parseIp, type Net } from '../../services/ipam.ts';
+import { formatIp, formatNet, type Net } from '../../services/ipam.ts';
+import { isIpv4 } from './addresses.ts';
 import type { Leg, NetworkWiring } from './l2.ts';
 import { interfaceAddresses, isNetworkPort, type ModelLookup } from './lookup.ts';
 import { dhcpLegName, id11, sha256, sortBy } from './util.ts';
@@ -23,7 +24,6 @@ const DOMAIN = 'openstacklocal';
 const subnetTag = (s: ModelSubnet) => `subnet-${id11(s.id)}`;
 const portTag = (p: ModelPort) => `port-${id11(p.id)}`;
 const hostName = (ip: string) => `host-${ip.replace(/[.:]/g, '-')}`;
-const isV4 = (text: string) => parseIp(text)?.version === 4;
 
 /** A served subnet: DHCP-enabled IPv4 on which the DHCP port holds an address. */
 interface Served { subnet: ModelSubnet; net: Net; serverIp: string }
@@ -38,7 +38,7 @@ export function planDhcp(lookup: ModelLookup, config: HostConfig, wiringOf: (net
     if (!port) continue;
     const served = servedSubnets(lookup, network, port);
     if (served.length === 0) continue;
-    out.legs.push({ port, network, device: tapName(port.id), ownerUp: true });
+    out.legs.push({ port, network, device: tapName(port.id) });
     if (!wiringOf(network.id).pluggable) continue;
 
     const namespace = dhcpNamespace(config.namespacePrefix, network.id);
@@ -134,9 +134,9 @@ function subnetOptions(lookup: ModelLookup, network: ModelNetwork, s: Served): s
   for (const r of s.subnet.host_routes) {
     // A default host route stands in for a missing gateway (Neutron does the same).
     if (r.destination === '0.0.0.0/0') gateway ??= r.nexthop;
-    else if (isV4(r.nexthop)) routes.push(`${r.destination},${r.nexthop}`);
+    else if (isIpv4(r.nexthop)) routes.push(`${r.destination},${r.nexthop}`);
   }
-  const dns = s.subnet.dns_nameservers.filter(isV4);
+  const dns = s.subnet.dns_nameservers.filter(isIpv4);
   const lines = [
     // A bare `option:router` stops dnsmasq from offering itself as the router.
     gateway ? `${tag},option:router,${gateway}` : `${tag},option:router`,

@@ -24,7 +24,7 @@ export interface FirewalledPort {
   /** Host-side device (the VM tap). */
   device: string;
   index: number;
-  /** Conntrack zone of the port's network. */
+  /** Conntrack zone of the port's network (0, the default zone, on an operator bridge). */
   zone: number;
 }
 

@@ -57,18 +57,23 @@ export function compileHost(model: LogicalModel, config: HostConfig, facts: Host
   // Every network with a leg here gets its bridge (and uplink), even when its
   // legs failed to bind: a VLAN network still shows up, compile-only.
   const here = sortBy(new Set(legs.map((l) => l.network.id)), (id) => id).map(wiringOf);
-  const bridged = here.filter((w) => w.bridge !== null);
-  const networkZones = assignNumbers(facts.networkZones, new Set(lookup.networks.keys()), bridged.map((w) => w.network.id));
+  // Conntrack zones only on Nucleon's own bridges. In the inet hooks a zone
+  // can only be chosen by iifname (the bridge), which on an operator bridge
+  // like br-ex also matches the host's own traffic: its replies leave in zone
+  // 0, so zoning it would turn the host's connections invalid. Flat networks
+  // therefore stay in the default zone 0, shared with the host.
+  const zoned = here.filter((w) => w.ownBridge && w.bridge !== null);
+  const networkZones = assignNumbers(facts.networkZones, new Set(lookup.networks.keys()), zoned.map((w) => w.network.id));
 
   // Filtered: VM ports plugged (or pluggable) here with port security on.
   // Admin-down ports keep their chains, so toggling admin state renumbers nothing.
   const filtered = vms.filter((l) => wiringOf(l.network.id).pluggable && l.port.port_security_enabled);
   const portIndexes = assignNumbers(facts.portIndexes, new Set(lookup.ports.keys()), filtered.map((l) => l.port.id));
   const firewalled: FirewalledPort[] = filtered.map((l) => ({
-    port: l.port, device: l.device, index: portIndexes[l.port.id], zone: networkZones[l.network.id],
+    port: l.port, device: l.device, index: portIndexes[l.port.id], zone: networkZones[l.network.id] ?? 0,
   }));
   const zoneByBridge = new Map<string, number>();
-  for (const w of bridged) if (!zoneByBridge.has(w.bridge!)) zoneByBridge.set(w.bridge!, networkZones[w.network.id]);
+  for (const w of zoned) zoneByBridge.set(w.bridge!, networkZones[w.network.id]);
   const firewall = planFirewall({
     ports: firewalled,
     zones: sortBy(zoneByBridge, ([bridge]) => bridge).map(([bridge, zone]) => ({ bridge, zone })),

@@ -12,6 +12,12 @@ export interface NetworkWiring {
   network: ModelNetwork;
   /** The bridge its legs plug into; null when none can exist here (flat physnet without a mapping). */
   bridge: string | null;
+  /**
+   * The bridge is Nucleon's own (brq…): nothing but bridged tenant traffic
+   * crosses it. A mapped bridge (br-ex) is the operator's and may carry the
+   * host's own addresses.
+   */
+  ownBridge: boolean;
   /** Legs can be plugged (vif_type 'bridge'); false: their ports get 'binding_failed'. */
   pluggable: boolean;
   vxlan: VxlanLink | null;
@@ -30,7 +36,7 @@ export function networkWiring(network: ModelNetwork, config: HostConfig, remotes
     case 'flat': {
       // The operator's bridge (e.g. br-ex with the uplink in it), as linuxbridge's bridge_mappings.
       const bridge = network.physical_network === null ? null : config.bridgeMappings[network.physical_network] ?? null;
-      return { network, bridge, pluggable: bridge !== null, ...none };
+      return { network, bridge, ownBridge: false, pluggable: bridge !== null, ...none };
     }
     case 'vlan': {
       // Planned for completeness, but this kernel has no VLAN devices (see the
@@ -40,20 +46,20 @@ export function networkWiring(network: ModelNetwork, config: HostConfig, remotes
       const vlan = parent && network.segmentation_id !== null
         ? { name: `${parent}.${network.segmentation_id}`, parent, vid: network.segmentation_id, bridge }
         : null;
-      return { network, bridge, pluggable: false, vxlan: null, vlan };
+      return { network, bridge, ownBridge: true, pluggable: false, vxlan: null, vlan };
     }
     case 'vxlan': {
       const bridge = bridgeName(network.id);
-      if (network.segmentation_id === null) return { network, bridge, pluggable: false, ...none };
+      if (network.segmentation_id === null) return { network, bridge, ownBridge: true, pluggable: false, ...none };
       // Without an underlay address the network stays local to this host (all-in-one).
       const vxlan = config.underlayIp === null ? null : {
         name: vxlanName(network.segmentation_id), vni: network.segmentation_id, bridge, mtu: network.mtu,
         local: config.underlayIp, device: config.underlayInterface, remotes,
       };
-      return { network, bridge, pluggable: true, vxlan, vlan: null };
+      return { network, bridge, ownBridge: true, pluggable: true, vxlan, vlan: null };
     }
     case 'local':
-      return { network, bridge: bridgeName(network.id), pluggable: true, ...none };
+      return { network, bridge: bridgeName(network.id), ownBridge: true, pluggable: true, ...none };
   }
 }
 
@@ -66,8 +72,6 @@ export interface Leg {
   network: ModelNetwork;
   /** Host-side device (tap<port id 11>). */
   device: string;
-  /** Admin state of whatever owns the leg besides port and network (the router). */
-  ownerUp: boolean;
 }
 
 /** VM ports whose tap the hypervisor has plugged in here, by port id. */
@@ -77,12 +81,13 @@ export function vmLegs(lookup: ModelLookup, facts: HostFacts): Leg[] {
   for (const port of sortBy(lookup.model.ports, (p) => p.id)) {
     const network = lookup.networks.get(port.network_id);
     if (!network || !isVmPort(port) || !taps.has(tapName(port.id))) continue;
-    legs.push({ port, network, device: tapName(port.id), ownerUp: true });
+    legs.push({ port, network, device: tapName(port.id) });
   }
   return legs;
 }
 
-const legActive = (leg: Leg): boolean => leg.port.admin_state_up && leg.network.admin_state_up && leg.ownerUp;
+// Admin-down routers and DHCP on admin-down networks have no legs at all, so port and network decide.
+const legActive = (leg: Leg): boolean => leg.port.admin_state_up && leg.network.admin_state_up;
 
 export function legBinding(leg: Leg, wiring: NetworkWiring): PortBinding {
   return wiring.pluggable

@@ -4,7 +4,8 @@
 // verified in the data-plane notes (section 3).
 import type { HostConfig, ModelFloatingIp, ModelPort, ModelRouter } from '../model.ts';
 import { routerNamespace, tapName, type Address, type NamespacePlan, type NftTable, type Route, type Veth } from '../plan.ts';
-import { formatNet, parseIp, parseNet } from '../../services/ipam.ts';
+import { formatNet, parseNet } from '../../services/ipam.ts';
+import { isIpv4 } from './addresses.ts';
 import type { Leg, NetworkWiring } from './l2.ts';
 import { interfaceAddresses, portIpVersions, type ModelLookup } from './lookup.ts';
 import { quote, routerLegName, sortBy } from './util.ts';
@@ -26,7 +27,7 @@ interface RouterLeg {
   addresses: string[];
 }
 
-const isV4 = (text: string | null): text is string => text !== null && parseIp(text)?.version === 4;
+const isV4 = (text: string | null): text is string => text !== null && isIpv4(text);
 
 export function planRouters(lookup: ModelLookup, config: HostConfig, wiringOf: (networkId: string) => NetworkWiring): RoutersPlan {
   const out: RoutersPlan = { namespaces: [], legs: [], routers: [], floatingips: [] };
@@ -58,7 +59,7 @@ function planRouter(
     const port = portId === null ? undefined : lookup.ports.get(portId);
     const network = port && lookup.networks.get(port.network_id);
     if (!port || !network) return null;
-    legs.push({ port, network, device: tapName(port.id), ownerUp: true });
+    legs.push({ port, network, device: tapName(port.id) });
     if (!wiringOf(network.id).pluggable) return null;
     const device = routerLegName(kind, port.id);
     // The host end is named like a VM tap, so L2 plugs it the same way; '' is the host namespace.

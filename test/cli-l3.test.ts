@@ -1,102 +1,15 @@
 // Routers, floating IPs and security groups as a user meets them: `nucleon
 // serve` as a child process and Debian's real `openstack` CLI against it, an
 // admin making the external network and a project member doing the rest.
-// Outputs are read with -f json. (The server and CLI helpers follow
-// test/cli.test.ts, kept here so each suite stands alone.)
+// Outputs are read with -f json. (Server and CLI helpers: test/support/cli.ts.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Json } from './support/server.ts';
+import { BASE_ENV, UUID, cliCalls, openstack, serve, tempDir, writeCloud, type CliResult, type Served } from './support/cli.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI_TIMEOUT_MS = 90_000;
-const START_TIMEOUT_MS = 60_000;
-const STOP_TIMEOUT_MS = 5_000;
 const MAX_CLI_CALLS = 40;
-
-const BASE_ENV: NodeJS.ProcessEnv = Object.fromEntries(
-  Object.entries(process.env).filter(([k]) => !k.startsWith('OS_') && k !== 'NUCLEON_ADMIN_PASSWORD'),
-);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-const tempDirs: string[] = [];
-let server: ChildProcess | undefined;
-after(() => {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
-  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
-
-/** `nucleon serve`, resolved once it has printed its identity endpoint and clouds.yaml. */
-async function serve(dataDir: string, adminPassword: string): Promise<{ identityUrl: string; cloudsYaml: string }> {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/nucleon.js'), 'serve', '--data-dir', dataDir, '--identity-port', '0',
-    '--network-port', '0', '--admin-password', adminPassword, '--log-level', 'warn'], { cwd: ROOT, env: BASE_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-  server = proc;
-  let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
-  proc.stderr!.on('data', (d) => { out += d; });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nucleon serve was not ready in ${START_TIMEOUT_MS} ms:\n${out}`)), START_TIMEOUT_MS);
-    proc.stdout!.on('data', () => {
-      const m = /identity:\s+(http\S+)\/v3\s[\s\S]*clouds\.yaml:\s+(\S+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve({ identityUrl: m[1], cloudsYaml: m[2] }); }
-    });
-    proc.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`nucleon serve exited (${code ?? signal}):\n${out}`)); });
-  });
-}
-
-async function stopServer(): Promise<number | null> {
-  const proc = server;
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return proc?.exitCode ?? null;
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-  clearTimeout(timer);
-  return code;
-}
-
-interface CliResult { code: number; stdout: string; stderr: string; json: Json }
-let cliCalls = 0;
-
-/** `openstack --os-cloud CLOUD ARGS`, each call with its own timeout; fails the test unless `fails` is set. */
-function openstack(file: string, cloud: string, home: string, args: string[], opts: { fails?: boolean } = {}): Promise<CliResult> {
-  cliCalls++;
-  return new Promise((resolve, reject) => {
-    execFile('openstack', ['--os-cloud', cloud, ...args], {
-      env: { ...BASE_ENV, OS_CLIENT_CONFIG_FILE: file, HOME: home },
-      timeout: CLI_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024,
-    }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      const what = `openstack ${args.join(' ')}`;
-      if ((err as { code?: string } | null)?.code === 'ENOENT') return reject(new Error('the openstack CLI is not installed: run scripts/install-deps.sh'));
-      if (err && (err as { killed?: boolean }).killed) return reject(new Error(`${what}: no answer within ${CLI_TIMEOUT_MS} ms\n${stderr}`));
-      if (opts.fails && code === 0) return reject(new Error(`${what} should have failed but printed:\n${stdout}`));
-      if (!opts.fails && code !== 0) return reject(new Error(`${what} failed (exit ${code}):\n${stderr}${stdout}`));
-      let json: Json = null;
-      try { json = stdout.trim() ? JSON.parse(stdout) : null; } catch { json = null; }
-      resolve({ code, stdout, stderr, json });
-    });
-  });
-}
-
-function writeCloud(file: string, cloud: string, authUrl: string, user: string, password: string, project: string) {
-  fs.writeFileSync(file, [
-    'clouds:', `  ${cloud}:`, '    auth:',
-    `      auth_url: ${JSON.stringify(authUrl)}`, `      username: ${JSON.stringify(user)}`,
-    `      password: ${JSON.stringify(password)}`, `      project_name: ${JSON.stringify(project)}`,
-    '      user_domain_name: "Default"', '      project_domain_name: "Default"',
-    '    region_name: "RegionOne"', '    identity_api_version: 3', '',
-  ].join('\n'), { mode: 0o600 });
-}
 
 const haveOpenstack = spawnSync('openstack', ['--version'], { env: BASE_ENV, timeout: 60_000 }).status === 0;
 if (!haveOpenstack) {
@@ -116,22 +29,22 @@ describe('routers, floating IPs and security groups through the openstack CLI', 
   let web: Json;
   let vmPort: Json;
   let fip: Json;
+  let srv: Served;
 
   before(async () => {
     const dataDir = tempDir('nucleon-cli-l3-');
-    const home = tempDir('nucleon-cli-l3-home-');
-    const srv = await serve(dataDir, 'l3-admin-secret');
+    srv = await serve(['--data-dir', dataDir, '--identity-port', '0', '--network-port', '0', '--admin-password', 'l3-admin-secret', '--log-level', 'warn']);
     const memberClouds = path.join(dataDir, 'member-clouds.yaml');
     writeCloud(memberClouds, 'member', `${srv.identityUrl}/v3`, 'l3-user', memberPassword, 'l3demo');
-    admin = (args, opts) => openstack(srv.cloudsYaml, 'nucleon', home, args, opts);
-    member = (args, opts) => openstack(memberClouds, 'member', home, args, opts);
+    admin = (args, opts) => openstack(srv.cloudsYaml, 'nucleon', args, opts);
+    member = (args, opts) => openstack(memberClouds, 'member', args, opts);
     await admin(['project', 'create', 'l3demo', '-f', 'json']);
     await admin(['user', 'create', '--project', 'l3demo', '--password', memberPassword, 'l3-user', '-f', 'json']);
     await admin(['role', 'add', '--project', 'l3demo', '--user', 'l3-user', 'member']);
   });
   after(async () => {
-    const code = await stopServer();
-    assert.equal(code, 0, 'nucleon serve stops cleanly on SIGTERM');
+    const end = await srv.stop();
+    assert.equal(end.code, 0, 'nucleon serve stops cleanly on SIGTERM');
   });
 
   it('as admin, creates a flat external network with a subnet without DHCP', async () => {

@@ -3,167 +3,16 @@
 // through the clouds.yaml the server writes. Outputs are read with -f json.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freshDatabaseUrl } from './support/backends.ts';
 import type { Json } from './support/server.ts';
+import { BASE_ENV, ROOT, STOP_TIMEOUT_MS, UUID, cliCalls, openstack, runNucleon, serve, tempDir, writeCloud, type Served } from './support/cli.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
-const CLI_TIMEOUT_MS = 90_000;
-const START_TIMEOUT_MS = 60_000;
-const STOP_TIMEOUT_MS = 5_000;
 
-/** The environment of a user with no OpenStack settings of their own. */
-const BASE_ENV: NodeJS.ProcessEnv = Object.fromEntries(
-  Object.entries(process.env).filter(([k]) => !k.startsWith('OS_') && k !== 'NUCLEON_ADMIN_PASSWORD'),
-);
-
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
-
-// ---- `nucleon` as a child process ----
-
-interface Served {
-  proc: ChildProcess;
-  identityUrl: string;
-  networkUrl: string;
-  cloudsYaml: string;
-  output(): string;
-  /** SIGTERM; resolves with how the process ended and how long it took. */
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
-}
-
-const children = new Set<ChildProcess>();
-after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function nucleon(args: string[]): ChildProcess {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/nucleon.js'), ...args], {
-    cwd: ROOT, env: BASE_ENV, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(proc);
-  proc.on('exit', () => children.delete(proc));
-  return proc;
-}
-
-function exited(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
-  return new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
-/** Runs a short `nucleon` command to its end. */
-async function runNucleon(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = nucleon(args);
-  let stdout = '';
-  let stderr = '';
-  proc.stdout!.on('data', (d) => { stdout += d; });
-  proc.stderr!.on('data', (d) => { stderr += d; });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), START_TIMEOUT_MS);
-  const { code } = await exited(proc);
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
-
-/** `nucleon serve ARGS`, resolved once it has printed where it listens and where clouds.yaml is. */
-async function serve(args: string[]): Promise<Served> {
-  const proc = nucleon(['serve', ...args]);
-  let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
-  proc.stderr!.on('data', (d) => { out += d; });
-  const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nucleon serve printed no clouds.yaml line in ${START_TIMEOUT_MS} ms:\n${out}`)), START_TIMEOUT_MS);
-    const check = () => {
-      const m = /identity:\s+(http\S+)\/v3\s[\s\S]*network:\s+(http\S+)\s[\s\S]*clouds\.yaml:\s+(\S+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m); }
-    };
-    proc.stdout!.on('data', check);
-    proc.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`nucleon serve exited (${code ?? signal}) before it was ready:\n${out}`)); });
-  });
-  return {
-    proc,
-    identityUrl: ready[1],
-    networkUrl: ready[2],
-    cloudsYaml: ready[3],
-    output: () => out,
-    async stop() {
-      const t0 = Date.now();
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      const end = await exited(proc);
-      clearTimeout(timer);
-      return { ...end, ms: Date.now() - t0 };
-    },
-  };
-}
-
-// ---- the openstack CLI ----
-
-interface CliResult { code: number; stdout: string; stderr: string; json: Json }
-let cliCalls = 0;
-let cliHome: string | undefined;
-
-/**
- * `openstack --os-cloud CLOUD ARGS` with OS_CLIENT_CONFIG_FILE=FILE. Output is
- * JSON unless the command prints nothing (set, delete, role add). Fails the
- * test with the CLI's own error unless `fails` is set.
- */
-function openstack(file: string, cloud: string, args: string[], opts: { fails?: boolean } = {}): Promise<CliResult> {
-  cliCalls++;
-  cliHome ??= tempDir('nucleon-cli-home-');
-  const home = cliHome;
-  return new Promise((resolve, reject) => {
-    execFile('openstack', ['--os-cloud', cloud, ...args], {
-      env: { ...BASE_ENV, OS_CLIENT_CONFIG_FILE: file, HOME: home },
-      timeout: CLI_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024,
-    }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      const what = `openstack ${args.join(' ')}`;
-      if ((err as { code?: string } | null)?.code === 'ENOENT') return reject(new Error('the openstack CLI is not installed: run scripts/install-deps.sh'));
-      if (err && (err as { killed?: boolean }).killed) return reject(new Error(`${what}: no answer within ${CLI_TIMEOUT_MS} ms\n${stderr}`));
-      if (opts.fails && code === 0) return reject(new Error(`${what} should have failed but printed:\n${stdout}`));
-      if (!opts.fails && code !== 0) return reject(new Error(`${what} failed (exit ${code}):\n${stderr}${stdout}`));
-      let json: Json = null;
-      if (stdout.trim()) {
-        try {
-          json = JSON.parse(stdout);
-        } catch {
-          json = null;
-        }
-      }
-      resolve({ code, stdout, stderr, json });
-    });
-  });
-}
-
-function writeCloud(file: string, cloud: string, authUrl: string, user: string, password: string, project: string) {
-  fs.writeFileSync(file, [
-    'clouds:',
-    `  ${cloud}:`,
-    '    auth:',
-    `      auth_url: ${JSON.stringify(authUrl)}`,
-    `      username: ${JSON.stringify(user)}`,
-    `      password: ${JSON.stringify(password)}`,
-    `      project_name: ${JSON.stringify(project)}`,
-    '      user_domain_name: "Default"',
-    '      project_domain_name: "Default"',
-    '    region_name: "RegionOne"',
-    '    identity_api_version: 3',
-    '',
-  ].join('\n'), { mode: 0o600 });
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HEX32 = /^[0-9a-f]{32}$/;
 
 const haveOpenstack = spawnSync('openstack', ['--version'], { env: BASE_ENV, timeout: 60_000 }).status === 0;

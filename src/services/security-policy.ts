@@ -6,6 +6,7 @@
 // so that a remote-group membership change is one set update in the data plane.
 import type { Db, Tx } from '../store/database.ts';
 import { ROUTER_PORT_OWNERS } from './ipam.ts';
+import type { RuleSpec } from './security-group-rules.ts';
 
 export interface PortSecurity {
   id: string;
@@ -18,17 +19,8 @@ export interface PortSecurity {
   security_groups: string[];
 }
 
-export interface Rule {
-  id: string;
-  direction: 'ingress' | 'egress';
-  ethertype: 'IPv4' | 'IPv6';
-  protocol: string | null;
-  port_range_min: number | null;
-  port_range_max: number | null;
-  remote_ip_prefix: string | null;
-  remote_group_id: string | null;
-  remote_address_group_id: string | null;
-}
+/** A rule as the data plane matches it: remote_ip_prefix is the normalized network. */
+export type Rule = Omit<RuleSpec, 'normalized_cidr'> & { id: string };
 
 export interface GroupPolicy {
   id: string;

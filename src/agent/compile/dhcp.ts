@@ -72,7 +72,7 @@ function servedSubnets(lookup: ModelLookup, network: ModelNetwork, port: ModelPo
   return out;
 }
 
-export function dhcpServer(
+function dhcpServer(
   lookup: ModelLookup, config: HostConfig, network: ModelNetwork, ports: ModelPort[], served: Served[], namespace: string, device: string,
 ): DhcpServer {
   const dir = `${config.stateDir.replace(/\/+$/, '')}/dhcp/${network.id}`;

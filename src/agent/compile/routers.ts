@@ -8,7 +8,7 @@ import { formatNet, parseNet } from '../../services/ipam.ts';
 import { isIpv4 } from './addresses.ts';
 import type { Leg, NetworkWiring } from './l2.ts';
 import { interfaceAddresses, portIpVersions, type ModelLookup } from './lookup.ts';
-import { quote, routerLegName, sortBy } from './util.ts';
+import { push, quote, routerLegName, sortBy } from './util.ts';
 
 export const NAT_TABLE = 'nucleon_nat';
 
@@ -33,7 +33,7 @@ export function planRouters(lookup: ModelLookup, config: HostConfig, wiringOf: (
   const out: RoutersPlan = { namespaces: [], legs: [], routers: [], floatingips: [] };
   const fipsByRouter = new Map<string, ModelFloatingIp[]>();
   for (const f of sortBy(lookup.model.floatingips, (f) => f.id)) {
-    if (f.router_id !== null) fipsByRouter.set(f.router_id, [...(fipsByRouter.get(f.router_id) ?? []), f]);
+    if (f.router_id !== null) push(fipsByRouter, f.router_id, f);
   }
   for (const router of sortBy(lookup.model.routers, (r) => r.id)) {
     // An admin-down router is not served at all: no namespace, its ports DOWN (as the l3 agent does).
@@ -120,7 +120,7 @@ function routerRoutes(lookup: ModelLookup, router: ModelRouter, gateway: RouterL
  * SNAT and floating IPs (notes, section 3). Every SNAT rule matches
  * `oifname` qg, so traffic leaving through a VPN tunnel is never translated.
  */
-export function natTable(router: ModelRouter, gateway: RouterLeg | null, interfaces: RouterLeg[], fips: ModelFloatingIp[]): NftTable {
+function natTable(router: ModelRouter, gateway: RouterLeg | null, interfaces: RouterLeg[], fips: ModelFloatingIp[]): NftTable {
   const dnat: Record<string, string> = {};
   const snat: Record<string, string> = {};
   for (const f of fips) {

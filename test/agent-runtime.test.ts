@@ -13,6 +13,7 @@ import { readChanges, latestSeq } from '../src/services/change-feed.ts';
 import { emptyQuery } from '../src/services/resource-store.ts';
 import { Agent, hostUuid, type AgentDeps, type PassResult } from '../src/agent/agent.ts';
 import { loadModel } from '../src/agent/load-model.ts';
+import { compileHost } from '../src/agent/compile/index.ts';
 import { reportStatus } from '../src/agent/report.ts';
 import { tapName, type HostPlan } from '../src/agent/plan.ts';
 import type { HostConfig, HostFacts, LogicalModel } from '../src/agent/model.ts';
@@ -48,10 +49,10 @@ interface FakeHost extends AgentDeps {
   maxInFlight: number;
 }
 
-function fakeHost(): FakeHost {
+function fakeHost(compile: AgentDeps['compile'] = miniCompile): FakeHost {
   const host: FakeHost = {
     taps: [], applied: [], applyDelayMs: 0, failNext: 0, inFlight: 0, maxInFlight: 0,
-    compile: miniCompile,
+    compile,
     async apply(plan) {
       host.inFlight++;
       host.maxInFlight = Math.max(host.maxInFlight, host.inFlight);
@@ -62,7 +63,7 @@ function fakeHost(): FakeHost {
           throw new Error('simulated apply failure');
         }
         host.applied.push(plan);
-        return 1;
+        return { changed: 1 };
       } finally {
         host.inFlight--;
       }
@@ -209,7 +210,8 @@ forEachBackend((backend) => {
     });
 
     it('binds a port when its tap appears (ACTIVE, host, vif_type, revision, feed) and sets it DOWN when the tap goes', async () => {
-      const host = fakeHost();
+      // The real compile: binding is its decision; only the host is simulated.
+      const host = fakeHost(compileHost);
       const agent = makeAgent(store, host, { name: `compute-${backend.name}`, dataPlane: true, networkNode: false });
       await agent.start();
       const net = await s.networks.create(alice, { name: 'vms' });

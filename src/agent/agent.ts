@@ -35,8 +35,8 @@ export type AgentLogger = Pick<PinoLogger, 'info' | 'warn' | 'error' | 'debug'>;
 /** What the runtime needs from compile and apply (wired in index.ts; faked in tests). */
 export interface AgentDeps {
   compile(model: LogicalModel, config: HostConfig, facts: HostFacts): HostPlan;
-  /** Converges the host to the plan; returns the number of changes made. */
-  apply(plan: HostPlan, ctx: ApplyContext): Promise<number>;
+  /** Converges the host to the plan: how many changes it made, and what it could not do this pass. */
+  apply(plan: HostPlan, ctx: ApplyContext): Promise<{ changed: number; notes?: string[] }>;
   /** The port indexes and network zones the live firewall uses (first pass after a restart). */
   readFirewallFacts(ctx: ApplyContext): Promise<Pick<HostFacts, 'portIndexes' | 'networkZones'>>;
   /** Tap devices in the host namespace. */
@@ -111,8 +111,10 @@ export class Agent extends EventEmitter {
   private seenSeq = -1;
   private lastTaps: string | null = null;
   private lastPlan: HostPlan | null = null;
+  private lastNotes = '';
   private polling = { feed: false, taps: false, heartbeat: false };
   private stopped = true;
+  private starting: Promise<unknown> | null = null;
 
   constructor(opts: AgentOptions) {
     super();
@@ -153,7 +155,13 @@ export class Agent extends EventEmitter {
   }
 
   /** Registers, runs the first pass, and starts watching. Resolves once the first pass is done. */
-  async start(): Promise<PassResult> {
+  start(): Promise<PassResult> {
+    const p = this.startUp();
+    this.starting = p.catch(() => {});
+    return p;
+  }
+
+  private async startUp(): Promise<PassResult> {
     this.stopped = false;
     await this.register();
     if (!this.dataPlane) this.log.warn({ host: this.config.host }, 'plan-only mode: the data plane is off (not root): compiling and logging plans, changing nothing');
@@ -169,6 +177,7 @@ export class Agent extends EventEmitter {
   /** Stops watching and waits for a running pass. The data plane stays as it is (as Neutron's agents leave it). */
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.starting;
     for (const t of this.timers.splice(0)) clearInterval(t);
     await Promise.allSettled([this.current, this.queued]);
   }
@@ -219,7 +228,9 @@ export class Agent extends EventEmitter {
         this.log.info({ reason, summary: summarize(plan) }, 'plan-only mode: the data plane is off; plan compiled, nothing applied');
         return result;
       }
-      result.changes = await timed(ms, 'apply', () => this.deps.apply(plan, this.applyContext()));
+      const applied = await timed(ms, 'apply', () => this.deps.apply(plan, this.applyContext()));
+      result.changes = applied.changed;
+      this.logNotes(applied.notes ?? []);
       result.reported = await timed(ms, 'report', () => reportStatus(this.store, plan, { host: this.config.host, networkNode: this.config.networkNode }));
       await this.skipOwnReport(result);
       return result;
@@ -253,6 +264,14 @@ export class Agent extends EventEmitter {
     };
     if (r.changes || r.reported.ports.length || r.reported.floatingips.length || r.dhcpPorts) this.log.info(fields, 'agent pass converged the host');
     else this.log.debug(fields, 'agent pass: nothing to change');
+  }
+
+  /** What apply could not do (a VLAN on a kernel without VLANs...): said once, again only when it changes. */
+  private logNotes(notes: string[]): void {
+    const key = notes.join('\n');
+    if (key === this.lastNotes) return;
+    this.lastNotes = key;
+    for (const note of notes) this.log.warn({ host: this.config.host }, note);
   }
 
   private applyContext(): ApplyContext {
@@ -328,7 +347,8 @@ export class Agent extends EventEmitter {
     });
   }
 
-  private async register(): Promise<void> {
+  /** Upserts this host's row in /v2.0/agents (start() does it; `--once` and `--print-plan` call it alone). */
+  async register(): Promise<void> {
     const row = await this.agents.register({
       host: this.config.host,
       reportInterval: this.intervals.reportIntervalMs / 1000,

@@ -1,0 +1,116 @@
+// The agent as the rest of Nucleon uses it: the runtime (agent.ts) wired to
+// the real compile and apply steps and to the host's taps, plus turning
+// command-line flags into a HostConfig. `nucleon agent`, `nucleon serve` (in
+// process) and the end-to-end tests all build their agent here.
+import os from 'node:os';
+import path from 'node:path';
+import type { Store } from '../store/database.ts';
+import { compileHost } from './compile/index.ts';
+import { applyPlan, readFirewallFacts } from './apply/index.ts';
+import { run } from './apply/exec.ts';
+import { Agent, DEFAULTS, isRoot, type AgentDeps, type AgentLogger } from './agent.ts';
+import type { HostConfig } from './model.ts';
+
+export { Agent, isRoot, type AgentLogger, type PassResult } from './agent.ts';
+export { loadModel } from './load-model.ts';
+export { reportStatus } from './report.ts';
+
+/** Typed so the CLI can tell a bad flag from a failure. */
+export class AgentConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentConfigError';
+  }
+}
+
+/** The agent's command-line flags (shared by `nucleon agent` and `nucleon serve`). */
+export interface AgentFlags {
+  host?: string;
+  hostNamespace?: string;
+  bridgeMapping?: string[];
+  vlanInterface?: string[];
+  underlayIp?: string;
+  underlayInterface?: string;
+  networkNode?: boolean;
+  namespacePrefix?: string;
+  stateDir?: string;
+  /** Seconds. */
+  resyncInterval?: number;
+  /** Seconds. */
+  reportInterval?: number;
+}
+
+/** 'physnet:value' pairs → { physnet: value } (--bridge-mapping public:br-ex). */
+export function parseMappings(flag: string, pairs: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const m = /^([^:\s]+):([^:\s]+)$/.exec(pair);
+    if (!m) throw new AgentConfigError(`${flag} expects physnet:name, got '${pair}'`);
+    if (m[1] in out) throw new AgentConfigError(`${flag}: physical network '${m[1]}' given twice`);
+    out[m[1]] = m[2];
+  }
+  return out;
+}
+
+export function hostConfigFrom(flags: AgentFlags, dataDir: string): HostConfig {
+  return {
+    host: flags.host || os.hostname(),
+    bridgeMappings: parseMappings('--bridge-mapping', flags.bridgeMapping),
+    vlanInterfaces: parseMappings('--vlan-interface', flags.vlanInterface),
+    underlayIp: flags.underlayIp || null,
+    underlayInterface: flags.underlayInterface || null,
+    networkNode: flags.networkNode ?? true,
+    namespacePrefix: flags.namespacePrefix ?? '',
+    stateDir: path.resolve(flags.stateDir ?? path.join(dataDir, 'agent')),
+  };
+}
+
+/** Tap devices (VM ports and the host ends of our veths) in a namespace: one `ip -o link`. */
+export async function listTaps(namespace: string): Promise<string[]> {
+  const r = await run(namespace ? ['ip', '-n', namespace, '-o', 'link', 'show'] : ['ip', '-o', 'link', 'show']);
+  if (r.code !== 0) throw new Error(`ip link in '${namespace || 'the host namespace'}': ${r.stderr.trim()}`);
+  const names: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    // "7: tapabc@if6: <BROADCAST,...>" — the name ends at '@' (veths) or ':'.
+    const m = /^\d+:\s+([^:@\s]+)/.exec(line);
+    if (m && m[1].startsWith('tap')) names.push(m[1]);
+  }
+  return names;
+}
+
+/** The real compile and apply steps, and the host's taps. */
+export const realDeps: AgentDeps = {
+  compile: compileHost,
+  apply: (plan, ctx) => applyPlan(plan, { hostNamespace: ctx.hostNamespace, config: ctx.config, log: ctx.log }),
+  readFirewallFacts: (ctx) => readFirewallFacts({ config: ctx.config }),
+  listTaps,
+};
+
+export interface CreateAgentOptions {
+  store: Store;
+  config: HostConfig;
+  hostNamespace?: string;
+  /** Default: on when root. */
+  dataPlane?: boolean;
+  resyncIntervalMs?: number;
+  reportIntervalMs?: number;
+  logger: AgentLogger;
+}
+
+export function createAgent(opts: CreateAgentOptions): Agent {
+  return new Agent({ ...opts, deps: realDeps, dataPlane: opts.dataPlane ?? isRoot() });
+}
+
+/** Flags → the runtime's options (seconds → milliseconds, defaults). */
+export function runtimeOptionsFrom(flags: AgentFlags): { hostNamespace: string; resyncIntervalMs: number; reportIntervalMs: number } {
+  const seconds = (name: string, v: number | undefined, fallbackMs: number) => {
+    if (v === undefined) return fallbackMs;
+    if (!Number.isFinite(v) || v <= 0) throw new AgentConfigError(`${name} must be a positive number of seconds`);
+    return v * 1000;
+  };
+  return {
+    hostNamespace: flags.hostNamespace ?? '',
+    resyncIntervalMs: seconds('--resync-interval', flags.resyncInterval, DEFAULTS.resyncIntervalMs),
+    reportIntervalMs: seconds('--report-interval', flags.reportInterval, DEFAULTS.reportIntervalMs),
+  };
+}

@@ -407,3 +407,63 @@ describe('apply on a real host (namespaces)', { skip: isRoot ? false : 'needs ro
     assert.ok(!left.includes(routerNs) && !left.includes(dhcpNs));
   });
 });
+
+describe('apply timing: a 1,000-port firewall', { skip: isRoot ? false : 'needs root' }, () => {
+  const fwNs = `nat-fw-${rand}`;
+  before(async () => {
+    await runOk(['ip', 'netns', 'add', fwNs]);
+  });
+  after(async () => {
+    if (process.env.NAT_KEEP) return;
+    await run(['ip', 'netns', 'del', fwNs]);
+  });
+
+  /** 1,000 ports × (10 egress + 10 ingress rules), 6 spoof rules and a mark chain each, 100 remote-group sets. */
+  function bigPlan(change = false): HostPlan {
+    const ports: FwPort[] = [];
+    for (let i = 1; i <= 1000; i++) {
+      const ip4 = `10.${100 + Math.floor(i / 250)}.${i % 250}.${10 + (i % 200)}`;
+      const egress = Array.from({ length: 10 }, (_, r) => `tcp dport ${2000 + r * 7 + (i % 5)} return`);
+      const ingress = Array.from({ length: 10 }, (_, r) => (r % 2 ? `ip saddr @rg_${(i + r) % 100} tcp dport ${3000 + r} accept` : `ip saddr 192.0.2.${r}/32 udp dport ${4000 + r} accept`));
+      if (change && i === 500) ingress[3] = 'ip saddr @rg_7 tcp dport 3999 accept';
+      ports.push({ device: `tapt${String(i).padStart(10, '0')}`, index: i, mac: `fa:16:3e:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, ip: ip4, egress, ingress });
+    }
+    const sets: Record<string, string[]> = {};
+    for (let s = 0; s < 100; s++) sets[`rg_${s}`] = Array.from({ length: 10 }, (_, e) => `10.200.${s}.${e + 1}`);
+    const host = emptyNs('', 'host');
+    host.nft = firewallTables(ports, Array.from({ length: 20 }, (_, z) => ({ bridge: `brqtiming${String(z).padStart(2, '0')}`, zone: z + 1 })), sets);
+    return {
+      host: 'timing', namespaces: [host], dhcp: [], bindings: [], routers: [], floatingips: [],
+      firewall: ports.map((p) => ({ port_id: `port-${p.index}`, device: p.device, index: p.index, zone: 1 + (p.index % 20), addresses: [p.ip] })),
+      portIndexes: {}, networkZones: {},
+    };
+  }
+
+  it('loads into a fresh namespace (< 2 s target), then a one-rule change (< 200 ms target)', async () => {
+    const plan = bigPlan();
+    const t0 = performance.now();
+    const first = await applyPlan(plan, { hostNamespace: fwNs, namespacePrefix: `nat-fw-${rand}-` });
+    const tFirst = performance.now() - t0;
+    const nftStep = first.steps.find((s) => s.kind === 'nft')!;
+    const same = bigPlan();
+    const t1 = performance.now();
+    const again = await applyPlan(same, { hostNamespace: fwNs, namespacePrefix: `nat-fw-${rand}-` });
+    const tAgain = performance.now() - t1;
+    assert.equal(again.changed, 0);
+    const changed = bigPlan(true);
+    const t2 = performance.now();
+    const one = await applyPlan(changed, { hostNamespace: fwNs, namespacePrefix: `nat-fw-${rand}-` });
+    const tOne = performance.now() - t2;
+    const oneNft = one.steps.find((s) => s.kind === 'nft')!;
+    const f = (ms: { read: number; diff: number; exec: number }) => `read ${ms.read.toFixed(0)} ms, diff ${ms.diff.toFixed(0)} ms, exec ${ms.exec.toFixed(0)} ms`;
+    console.log(`[timing] full load: ${nftStep.statements} statements in ${tFirst.toFixed(0)} ms (${f(first.ms)})`);
+    console.log(`[timing] re-apply, nothing to do: ${tAgain.toFixed(0)} ms (${f(again.ms)})`);
+    console.log(`[timing] one-rule change: ${oneNft.statements} statements + ${one.steps.length - 1} conntrack in ${tOne.toFixed(0)} ms (${f(one.ms)})`);
+    assert.ok(nftStep.statements! > 25000);
+    assert.equal(oneNft.statements, 16, oneNft.args.join('\n')); // add chain + 11 rules, element delete + add, flush + delete
+    assert.deepEqual(one.steps.filter((s) => s.kind === 'conntrack').map((s) => s.args.join(' ')), ['-D -w 1 -d 10.102.0.110']);
+    // Generous bounds (a loaded CI machine); the targets are in the test name and the printout.
+    assert.ok(tFirst < 10000, `full load took ${tFirst} ms`);
+    assert.ok(tOne < 2000, `one-rule change took ${tOne} ms`);
+  });
+});

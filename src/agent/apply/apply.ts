@@ -70,7 +70,9 @@ export async function planSteps(plan: HostPlan, opts: ApplyOptions = {}): Promis
 
 /** Steps that run together: consecutive ones of one namespace and one tool. */
 function groupKey(s: Step): string | null {
-  if (s.kind === 'ip' || s.kind === 'bridge' || s.kind === 'sysctl' || s.kind === 'conntrack') return `${s.kind}\0${s.ns}`;
+  if (s.kind === 'ip' || s.kind === 'bridge' || s.kind === 'sysctl') return `${s.kind}\0${s.ns}`;
+  // A namespace's nft transaction and the conntrack cuts that follow it: one `ip netns exec`.
+  if (s.kind === 'nft' || s.kind === 'conntrack') return `nft\0${s.ns}`;
   return null;
 }
 
@@ -105,15 +107,21 @@ async function runGroup(group: Step[]): Promise<{ step: Step; detail: string } |
         const r = await run(inNs(ns, ['sysctl', '-q', '-w', ...group.map((s) => `${s.args[0]}=${s.args[1]}`)]));
         return r.code === 0 ? null : { step: first, detail: detailOf(r) };
       }
-      case 'nft': {
-        const r = await run(inNs(ns, ['nft', '-f', '-']), first.args.join('\n') + '\n');
-        return r.code === 0 ? null : { step: first, detail: detailOf(r) };
-      }
+      case 'nft':
       case 'conntrack': {
+        const tx = group.find((s) => s.kind === 'nft');
+        const cuts = group.filter((s) => s.kind === 'conntrack');
+        // nft reads the transaction from our stdin; exit 100 tells its failure from a cut's.
         // "0 flow entries have been deleted" exits 1: not a failure.
-        const script = ['rc=0', ...group.map((s) => `out=$(conntrack ${s.args.map(shq).join(' ')} 2>&1) || case "$out" in *" 0 flow entries"*) ;; *) echo "conntrack ${s.args.join(' ')}: $out" >&2; rc=1;; esac`), 'exit $rc'].join('\n');
-        const r = await shellIn(ns, script);
-        return r.code === 0 ? null : { step: first, detail: detailOf(r) };
+        const script = [
+          ...(tx ? ['nft -f - || exit 100'] : []),
+          'rc=0',
+          ...cuts.map((s) => `out=$(conntrack ${s.args.map(shq).join(' ')} 2>&1) || case "$out" in *" 0 flow entries"*) ;; *) echo "conntrack ${s.args.join(' ')}: $out" >&2; rc=1;; esac`),
+          'exit $rc',
+        ].join('\n');
+        const r = await shellIn(ns, script, tx ? tx.args.join('\n') + '\n' : undefined);
+        if (r.code === 0) return null;
+        return { step: r.code === 100 && tx ? tx : cuts[0] ?? first, detail: detailOf(r) };
       }
       case 'netns.add':
         await runOk(['ip', 'netns', 'add', first.args[0]]);

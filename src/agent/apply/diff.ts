@@ -16,7 +16,7 @@
 //  - nft tables named nucleon_*; dnsmasq processes started from the plan's
 //    DHCP directories.
 // Ordering: namespaces → bridges → vxlan/veth → plugs/mtu/up and flood
-// entries → addresses → routes → sysctls → nft → conntrack → DHCP → stale
+// entries → addresses → routes → sysctls → nft (+ conntrack) → DHCP → stale
 // things (unplug, addresses, routes, flood entries, links) → stale DHCP →
 // stale namespaces. Re-diffing an applied plan yields no steps.
 import type { DhcpServer, HostPlan, NamespacePlan, Route } from '../plan.ts';
@@ -49,7 +49,8 @@ export interface Step {
   statements?: number;
 }
 
-export const PHASES = ['namespaces', 'bridges', 'links', 'plug', 'addresses', 'routes', 'sysctls', 'nft', 'conntrack', 'dhcp', 'stale', 'stale-dhcp', 'stale-namespaces'] as const;
+// conntrack steps share the nft phase, right after their namespace's transaction (one namespace switch for both).
+export const PHASES = ['namespaces', 'bridges', 'links', 'plug', 'addresses', 'routes', 'sysctls', 'nft', 'dhcp', 'stale', 'stale-dhcp', 'stale-namespaces'] as const;
 const P = Object.fromEntries(PHASES.map((p, i) => [p, i])) as Record<(typeof PHASES)[number], number>;
 
 export interface DiffOptions {
@@ -296,7 +297,7 @@ export function diffHost(plan: HostPlan, state: HostState, opts: DiffOptions): D
       // Only the firewall of this namespace's plan (the host's) can say which ports a change hits.
       const firewall = ns.kind === 'host' ? plan.firewall : [];
       for (const c of conntrackCuts(tableDiffs, firewall)) {
-        step({ ns: name, kind: 'conntrack', args: c, reason: 'flows no longer admitted' }, P.conntrack);
+        step({ ns: name, kind: 'conntrack', args: c, reason: 'flows no longer admitted' }, P.nft);
       }
     }
 

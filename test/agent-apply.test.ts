@@ -232,7 +232,6 @@ describe('apply on a real host (namespaces)', { skip: isRoot ? false : 'needs ro
   });
 
   after(async () => {
-    if (process.env.NAT_KEEP) return;
     await cleanup();
     fs.rmSync(stateDir, { recursive: true, force: true });
     assert.deepEqual(await ours(), [], 'every namespace of this run is gone');
@@ -414,7 +413,6 @@ describe('apply timing: a 1,000-port firewall', { skip: isRoot ? false : 'needs 
     await runOk(['ip', 'netns', 'add', fwNs]);
   });
   after(async () => {
-    if (process.env.NAT_KEEP) return;
     await run(['ip', 'netns', 'del', fwNs]);
   });
 

@@ -58,20 +58,20 @@ function routerState(): HostState {
 }
 
 describe('apply diff (pure)', () => {
-  it('builds a router from nothing, in phase order, with the veth peer sent to the host namespace', () => {
+  it('builds a router from nothing, in phase order (forwarding and filtering set before anything is plugged), with the veth peer sent to the host namespace', () => {
     const { steps, notes } = diffHost(routerPlan(), state([present(HOST)]), opts);
     assert.deepEqual(notes, []);
     assert.deepEqual(lines(steps), [
       `${ROUTER_NS}: ip netns add ${ROUTER_NS}`,
       `${HOST}: ip link add brqnet1 mtu 1450 type bridge`,
       `${ROUTER_NS}: ip link add qr-1 mtu 1450 address fa:16:3e:00:00:01 type veth peer name tapqr1 mtu 1450 netns ${HOST}`,
+      `${ROUTER_NS}: sysctl -w net.ipv4.ip_forward=1`,
       `${HOST}: ip link set dev brqnet1 up`,
       `${HOST}: ip link set dev tapqr1 master brqnet1 up`,
       `${ROUTER_NS}: ip link set dev lo up`,
       `${ROUTER_NS}: ip link set dev qr-1 up`,
       `${ROUTER_NS}: ip addr add 10.0.0.1/24 dev qr-1`,
       `${ROUTER_NS}: ip route replace 0.0.0.0/0 via 10.0.0.254 proto static`,
-      `${ROUTER_NS}: sysctl -w net.ipv4.ip_forward=1`,
     ]);
   });
 
@@ -94,11 +94,11 @@ describe('apply diff (pure)', () => {
     r.routes = r.routes.slice(0, 1);
     r.sysctls = { 'net.ipv4.ip_forward': '0' };
     assert.deepEqual(lines(diffHost(routerPlan(), st, opts).steps), [
+      `${ROUTER_NS}: sysctl -w net.ipv4.ip_forward=1`,
       `${HOST}: ip link set dev tapqr1 master brqnet1 mtu 1450`,
       `${ROUTER_NS}: ip link set dev qr-1 address fa:16:3e:00:00:01 up`,
       `${ROUTER_NS}: ip addr add 10.0.0.1/24 dev qr-1`,
       `${ROUTER_NS}: ip route replace 0.0.0.0/0 via 10.0.0.254 proto static`,
-      `${ROUTER_NS}: sysctl -w net.ipv4.ip_forward=1`,
     ]);
   });
 

@@ -15,10 +15,11 @@
 //    unreachable routes in our namespaces;
 //  - nft tables named nucleon_*; dnsmasq processes started from the plan's
 //    DHCP directories.
-// Ordering: namespaces → bridges → vxlan/veth → plugs/mtu/up and flood
-// entries → addresses → routes → sysctls → nft (+ conntrack) → DHCP → stale
-// things (unplug, addresses, routes, flood entries, links) → stale DHCP →
-// stale namespaces. Re-diffing an applied plan yields no steps.
+// Ordering: namespaces → bridges → vxlan/veth → sysctls → nft (+ conntrack)
+// → plugs/mtu/up and flood entries → addresses → routes → DHCP → stale things
+// (unplug, addresses, routes, flood entries, links) → stale DHCP → stale
+// namespaces. The firewall goes in before anything is plugged (see PHASES).
+// Re-diffing an applied plan yields no steps.
 import type { DhcpServer, HostPlan, NamespacePlan, Route } from '../plan.ts';
 import type { HostState, LinkState, NamespaceState, RouteState } from './host-state.ts';
 import { emptyNamespace, isOwnedNamespace, resolveNs } from './host-state.ts';
@@ -49,8 +50,12 @@ export interface Step {
   statements?: number;
 }
 
-// conntrack steps share the nft phase, right after their namespace's transaction (one namespace switch for both).
-export const PHASES = ['namespaces', 'bridges', 'links', 'plug', 'addresses', 'routes', 'sysctls', 'nft', 'dhcp', 'stale', 'stale-dhcp', 'stale-namespaces'] as const;
+// Filtering before forwarding: sysctls (bridge-nf-call-*, ip_forward) and nft
+// tables (they name devices by string, so they need no device to exist) come
+// before any device is plugged or brought up, so a new VM port never passes a
+// frame that its rules would drop. conntrack steps share the nft phase, right
+// after their namespace's transaction (one namespace switch for both).
+export const PHASES = ['namespaces', 'bridges', 'links', 'sysctls', 'nft', 'plug', 'addresses', 'routes', 'dhcp', 'stale', 'stale-dhcp', 'stale-namespaces'] as const;
 const P = Object.fromEntries(PHASES.map((p, i) => [p, i])) as Record<(typeof PHASES)[number], number>;
 
 export interface DiffOptions {

@@ -19,10 +19,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { sql } from 'kysely';
 import { startTestCloud, type ApiClient, type Json, type TestCloud } from './support/server.ts';
-import { createAgent, type Agent } from '../src/agent/index.ts';
+import { createAgent, listTaps, type Agent } from '../src/agent/index.ts';
 import type { HostConfig } from '../src/agent/model.ts';
-import { routerNamespace } from '../src/agent/plan.ts';
+import { routerNamespace, tapName } from '../src/agent/plan.ts';
 import { listNamespaces, namespacePids, run, runOk, terminate } from '../src/agent/apply/exec.ts';
 import { createSandboxVm, deleteSandboxVm, sandboxDhcp } from '../src/agent/sandbox.ts';
 
@@ -203,6 +204,12 @@ async function bootVm(api: ApiClient, networkId: string, extra: Json = {}): Prom
   return { name, port, ip };
 }
 
+/** Removes a VM: its sandbox namespace (and so its tap) and its port. */
+async function destroyVm(api: ApiClient, vm: Vm): Promise<void> {
+  await deleteSandboxVm(vm.name);
+  await ok(api.del(`/v2.0/ports/${vm.port.id}`), 204);
+}
+
 async function network(api: ApiClient, name: string, cidr: string, extra: Json = {}): Promise<{ id: string; subnetId: string }> {
   const net = (await ok(api.post('/v2.0/networks', { network: { name } }), 201)).network;
   const subnet = (await ok(api.post('/v2.0/subnets', { subnet: { network_id: net.id, ip_version: 4, cidr, ...extra } }), 201)).subnet;
@@ -218,6 +225,31 @@ async function securityGroup(api: ApiClient, name: string, rules: Json[]): Promi
     } }), 201);
   }
   return group.id;
+}
+
+/** The SQLite file behind the test cloud, for an agent in another process. */
+async function databaseFile(): Promise<string> {
+  const rows = await sql<{ name: string; file: string }>`PRAGMA database_list`.execute(cloud.nucleon.store.db);
+  return rows.rows.find((r) => r.name === 'main')!.file;
+}
+
+/** `nucleon agent` as a child process on the test's host namespace; its stdout lines go to onLine. */
+function childAgent(db: string, onLine: (line: string) => void): ChildProcess {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/nucleon.js'), 'agent',
+    '--database', `sqlite:${db}`, '--host', HOST_NAME, '--host-namespace', HOST_NS, '--namespace-prefix', PREFIX,
+    '--bridge-mapping', 'public:br-ex', '--state-dir', hostConfig().stateDir,
+    '--resync-interval', String(RESYNC_MS / 1000), '--report-interval', '1', '--log-level', 'info',
+  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  let buffer = '';
+  proc.stdout!.on('data', (d) => {
+    buffer += d;
+    const lines = buffer.split('\n');
+    buffer = lines.pop()!;
+    for (const line of lines) onLine(line);
+  });
+  return proc;
 }
 
 function agentLogTail(lines = 60): string {
@@ -330,5 +362,135 @@ describe('agent end to end in namespaces (root)', { skip: isRoot ? false : 'need
     await until('the floating IP unreachable', 5000, async () => !(await ping(INET_NS, address)));
     assert.equal(await whoami(INET_NS, address, 8081), null);
     assert.equal(await whoamiWithin(vm2.name, INTERNET_FAR, 8080, 5000), gatewayIp, 'back to the router\'s SNAT');
+  });
+
+  it('security groups: the default group admits only its members; a CIDR rule admits another group\'s VM; deleting it closes again', async () => {
+    await whoamiServer(vm1.name, vm1.ip, 22);
+    const other = await securityGroup(alice, 'other', []);
+    const outsider = await bootVm(alice, net1.id, { security_groups: [other] });
+    try {
+      assert.equal(await whoamiWithin(vm2.name, vm1.ip, 22, 5000), vm2.ip, 'a member of the default group gets in');
+      assert.equal(await whoami(outsider.name, vm1.ip, 22), null, 'a VM of another group does not');
+      const defaultGroup = vm1.port.security_groups[0];
+      const rule = (await ok(alice.post('/v2.0/security-group-rules', { security_group_rule: {
+        security_group_id: defaultGroup, direction: 'ingress', ethertype: 'IPv4', protocol: 'tcp',
+        port_range_min: 22, port_range_max: 22, remote_ip_prefix: '10.1.0.0/24',
+      } }), 201)).security_group_rule;
+      assert.equal(await whoamiWithin(outsider.name, vm1.ip, 22, 3000), outsider.ip, 'tcp/22 from its CIDR admits it');
+      await ok(alice.del(`/v2.0/security-group-rules/${rule.id}`), 204);
+      await until('tcp/22 closed again', 3000, async () => (await whoami(outsider.name, vm1.ip, 22)) === null);
+    } finally {
+      await destroyVm(alice, outsider);
+    }
+  });
+
+  it('security groups: a remote-group rule follows membership', async () => {
+    const trusted = await securityGroup(alice, 'trusted', []);
+    const defaultGroup = vm1.port.security_groups[0];
+    await ok(alice.post('/v2.0/security-group-rules', { security_group_rule: {
+      security_group_id: defaultGroup, direction: 'ingress', ethertype: 'IPv4', protocol: 'tcp',
+      port_range_min: 22, port_range_max: 22, remote_group_id: trusted,
+    } }), 201);
+    const stranger = await securityGroup(alice, 'stranger', []);
+    const vm = await bootVm(alice, net1.id, { security_groups: [stranger] });
+    try {
+      assert.equal(await whoami(vm.name, vm1.ip, 22), null, 'not a member of trusted: refused');
+      await ok(alice.put(`/v2.0/ports/${vm.port.id}`, { port: { security_groups: [trusted] } }));
+      assert.equal(await whoamiWithin(vm.name, vm1.ip, 22, 3000), vm.ip, 'joined trusted: admitted');
+      await ok(alice.put(`/v2.0/ports/${vm.port.id}`, { port: { security_groups: [stranger] } }));
+      await until('refused again after leaving trusted', 3000, async () => (await whoami(vm.name, vm1.ip, 22)) === null);
+    } finally {
+      await destroyVm(alice, vm);
+    }
+  });
+
+  it('security groups: a spoofed source is dropped (unless it is an allowed address pair); outward connections get replies', async () => {
+    const closed = await securityGroup(alice, 'no-ingress', []);
+    const vm = await bootVm(alice, net1.id, { security_groups: [closed] });
+    try {
+      // vm2 admits ICMP from anywhere (the floating IP test gave it that group).
+      assert.ok(await pingsWithin(vm.name, vm2.ip, 3000), 'its own address works');
+      await sh(['ip', '-n', vm.name, 'addr', 'add', '10.1.0.250/32', 'dev', 'eth0']);
+      assert.equal(await ping(vm.name, vm2.ip, { source: '10.1.0.250' }), false, 'a spoofed source is dropped');
+      await ok(alice.put(`/v2.0/ports/${vm.port.id}`, { port: { allowed_address_pairs: [{ ip_address: '10.1.0.250' }] } }));
+      assert.ok(await pingsWithin(vm.name, vm2.ip, 3000, { source: '10.1.0.250' }), 'an allowed address pair may be used');
+      // No ingress rule at all, yet replies to its own connections come back (stateful).
+      assert.equal(await whoamiWithin(vm.name, INTERNET_FAR, 8080, 3000), gatewayIp);
+      assert.equal(await whoamiWithin(vm.name, vm2.ip, 8081, 3000), vm.ip);
+      assert.equal(await ping(vm1.name, vm.ip), false, 'while nothing gets in unasked');
+    } finally {
+      await destroyVm(alice, vm);
+    }
+  });
+
+  it('two projects with the same 10.0.0.0/24 on different networks never see each other', async () => {
+    const bob = cloud.api(await cloud.tokenFor('bob', 'member'));
+    const carol = cloud.api(await cloud.tokenFor('carol', 'member'));
+    const bnet = await network(bob, 'same', '10.0.0.0/24');
+    const cnet = await network(carol, 'same', '10.0.0.0/24');
+    const at = (net: { subnetId: string }, ip: string) => ({ fixed_ips: [{ subnet_id: net.subnetId, ip_address: ip }] });
+    const b10 = await bootVm(bob, bnet.id, at(bnet, '10.0.0.10'));
+    const c10 = await bootVm(carol, cnet.id, at(cnet, '10.0.0.10'));
+    const c20 = await bootVm(carol, cnet.id, at(cnet, '10.0.0.20'));
+    try {
+      assert.ok(await pingsWithin(c20.name, '10.0.0.10', 5000), 'carol\'s VMs see each other');
+      const neigh = (await sh(['ip', '-n', c20.name, 'neigh', 'show', '10.0.0.10'])).stdout;
+      assert.match(neigh, new RegExp(c10.port.mac_address), 'and 10.0.0.10 is carol\'s VM, not bob\'s');
+      assert.equal(await pingsWithin(b10.name, '10.0.0.20', 2000), false, 'bob never reaches carol\'s 10.0.0.20');
+      const bobNeigh = (await sh(['ip', '-n', b10.name, 'neigh', 'show', '10.0.0.20'])).stdout;
+      assert.doesNotMatch(bobNeigh, /lladdr/, 'nor learns its MAC');
+    } finally {
+      for (const [api, vm] of [[bob, b10], [carol, c10], [carol, c20]] as const) await destroyVm(api, vm);
+    }
+  });
+
+  it('self-healing: a router namespace deleted by hand is back within one resync interval', async () => {
+    assert.ok(await pingsWithin(vm1.name, vm3.ip, 3000));
+    const legs = (await ok(adminApi.get(`/v2.0/ports?device_id=${routerId}`))).ports.map((p: Json) => tapName(p.id));
+    await sh(['ip', 'netns', 'del', routerNamespace(PREFIX, routerId)]);
+    const t0 = Date.now();
+    // The kernel tears a namespace down asynchronously: the damage is real once the router's veths are gone.
+    const present = async () => (await listTaps(HOST_NS)).filter((t) => legs.includes(t)).length;
+    const before = legs.length;
+    let gone = false;
+    for (let i = 0; i < 200 && !gone; i++) {
+      gone = (await present()) < before;
+      if (!gone) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(gone, 'the router\'s legs went with its namespace');
+    const healed = await pingsWithin(vm1.name, vm3.ip, RESYNC_MS + 3000);
+    const ms = Date.now() - t0;
+    assert.ok(healed, agentLogTail());
+    assert.ok(ms < RESYNC_MS + 3000, `healed in ${ms} ms`);
+    assert.equal(await whoamiWithin(vm1.name, INTERNET_FAR, 8080, 3000), gatewayIp, 'SNAT too');
+  });
+
+  it('self-healing: an agent killed in the middle of an apply is replaced by one that converges', async () => {
+    await agent!.stop();
+    agent = null;
+    // Work for the next agent: a new network behind the router, with a VM port, while no agent runs.
+    const net3 = await network(alice, 'net3', '10.3.0.0/24');
+    await ok(alice.put(`/v2.0/routers/${routerId}/add_router_interface`, { subnet_id: net3.subnetId }));
+    const port = (await ok(alice.post('/v2.0/ports', { port: { network_id: net3.id } }), 201)).port;
+    const name = `${PREFIX}vm${vmCounter++}`;
+    await createSandboxVm({ port: { id: port.id, mac_address: port.mac_address, mtu: 1450 }, name, hostNamespace: HOST_NS });
+
+    const lines: string[] = [];
+    const proc = childAgent(await databaseFile(), (line) => {
+      lines.push(line);
+      // The first change it makes: kill it there, in the middle of its first apply.
+      if (line.includes(`"msg":"${PREFIX}`) && proc.exitCode === null) proc.kill('SIGKILL');
+    });
+    const exit = await new Promise<NodeJS.Signals | null>((resolve) => proc.once('exit', (_c, sig) => resolve(sig)));
+    assert.equal(exit, 'SIGKILL', lines.join('\n'));
+    assert.ok(!lines.some((l) => l.includes('agent pass converged the host')), 'killed before its pass finished');
+    assert.notEqual((await ok(adminApi.get(`/v2.0/ports/${port.id}`))).port.status, 'ACTIVE', 'nothing reported yet');
+
+    agent = await startAgent();
+    await until('the VM port ACTIVE', 15_000, async () => (await adminApi.get(`/v2.0/ports/${port.id}`)).body.port.status === 'ACTIVE');
+    const address = await sandboxDhcp(name, 10);
+    assert.equal(address?.split('/')[0], port.fixed_ips[0].ip_address);
+    assert.ok(await pingsWithin(name, vm1.ip, 5000), agentLogTail());
+    assert.ok(await pingsWithin(vm1.name, '10.3.0.1', 3000));
   });
 });

@@ -320,6 +320,25 @@ describe('apply on a real host (namespaces)', { skip: isRoot ? false : 'needs ro
     ].sort());
   });
 
+  it('stops at the first failing step with an error naming it; the next pass converges', async () => {
+    const bad = buildPlan(stateDir, { vmPlugged: true });
+    const router = bad.namespaces.find((n) => n.kind === 'router')!;
+    router.routes.push({ destination: '10.77.0.0/16', via: '198.18.0.1' }); // not on any link: the kernel refuses
+    router.addresses.push({ device: qr, cidr: '10.0.1.1/24' });
+    log.length = 0;
+    await assert.rejects(applyPlan(bad, opts()), (e: Error) => {
+      assert.equal(e.name, 'ApplyError');
+      assert.match(e.message, new RegExp(`\\[${routerNs}: ip route replace 10\\.77\\.0\\.0/16 via 198\\.18\\.0\\.1 proto static\\]`));
+      return true;
+    });
+    // The address (an earlier phase) went in; the log has it and the failed route.
+    assert.ok(log.includes(`${routerNs}: ip addr add 10.0.1.1/24 dev ${qr}`));
+    router.routes.pop();
+    await applyPlan(bad, opts());
+    const good = buildPlan(stateDir, { vmPlugged: true });
+    assert.deepEqual(kinds((await applyPlan(good, opts())).steps), [`ip addr del 10.0.1.1/24 dev ${qr}`]);
+  });
+
   it('a one-rule change in one port chain is a handful of nft statements, and cuts that port\'s flows', async () => {
     const plan = buildPlan(stateDir, { vmPlugged: true, port2Ingress: ['tcp dport 22 accept', 'ip saddr @rg_web accept', 'udp dport 54 accept'] });
     const { steps } = await planSteps(plan, opts());

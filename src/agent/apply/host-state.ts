@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HostPlan } from '../plan.ts';
-import { cmdline, isAlive, listNamespaces, readPidFile, run, shellIn, shq } from './exec.ts';
+import { cmdline, isAlive, listNamespaces, readPidFile, shellIn, shq } from './exec.ts';
 import { NFT_PREFIX, parseNftListing, type NftTableState } from './nft.ts';
 import { DHCP_MARKER, dhcpPidFile, type DhcpMarker } from './dhcp.ts';
 
@@ -327,10 +327,4 @@ export async function readHostState(plan: HostPlan, opts: ReadOptions): Promise<
   for (const d of dirs) dhcp[d] = readDhcp(d);
 
   return { ownedNamespaces, namespaces, dhcp };
-}
-
-/** Used by tests and diagnostics: is a veth's peer present, by name, in another namespace? */
-export async function linkExists(ns: string, name: string): Promise<boolean> {
-  const r = await run(ns ? ['ip', '-n', ns, 'link', 'show', name] : ['ip', 'link', 'show', name]);
-  return r.code === 0;
 }

@@ -6,6 +6,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openStore } from '../src/store/database.ts';
 import { forEachBackend } from './support/backends.ts';
 import { caller } from './support/callers.ts';
 import { createServices, type Services } from '../src/services/index.ts';
@@ -21,7 +27,7 @@ import type { Store } from '../src/store/database.ts';
 
 const alice = caller('aaaa1111aaaa1111aaaa1111aaaa1111');
 const admin = caller('adad0000adad0000adad0000adad0000', 'admin');
-const silent = pino({ level: 'silent' });
+const silent = pino({ level: process.env.NAG_LOG ?? 'silent' });
 
 const hostConfig = (host: string, networkNode = true): HostConfig => ({
   host, bridgeMappings: { public: 'br-ex' }, vlanInterfaces: {}, underlayIp: null, underlayInterface: null,
@@ -363,5 +369,92 @@ forEachBackend((backend) => {
       assert.ok(model.security.ports.some((x) => x.id === port.id));
       assert.deepEqual(model.peers, [{ host: 'peer-1', underlay_ip: '192.0.2.1' }], 'alive, with an underlay and a data plane, not this host');
     });
+  });
+});
+
+// ---- `nucleon agent` as a user runs it (a child process; root drops to nobody for plan-only mode)
+
+const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const NOBODY = 65534;
+const cliChildren = new Set<ChildProcess>();
+after(() => {
+  for (const c of cliChildren) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+/** `nucleon ARGS` as a non-root user (setpriv to nobody when the tests run as root). */
+function nucleonAsUser(args: string[]): ChildProcess {
+  const argv = [process.execPath, path.join(ROOT_DIR, 'bin/nucleon.js'), ...args];
+  const asRoot = process.getuid?.() === 0;
+  const cmd = asRoot ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', ...argv] : argv;
+  const proc = spawn(cmd[0], cmd.slice(1), { cwd: ROOT_DIR, env: { ...process.env, HOME: os.tmpdir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+  cliChildren.add(proc);
+  proc.on('exit', () => cliChildren.delete(proc));
+  return proc;
+}
+
+function output(proc: ChildProcess): { text: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  let text = '';
+  proc.stdout!.on('data', (d) => { text += d; });
+  proc.stderr!.on('data', (d) => { text += d; });
+  return { text: () => text, exit: new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal }))) };
+}
+
+describe('nucleon agent (CLI)', () => {
+  let dir: string;
+  let store: Store;
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nucleon-agent-cli-'));
+    store = await openStore({ dataDir: dir });
+    const s = createServices(store);
+    const net = await s.networks.create(alice, { name: 'cli' });
+    await s.subnets.create(alice, { network_id: net.id, ip_version: 4, cidr: '10.7.0.0/24' });
+    if (process.getuid?.() === 0) {
+      fs.chmodSync(dir, 0o755);
+      for (const f of fs.readdirSync(dir)) fs.chownSync(path.join(dir, f), NOBODY, NOBODY);
+      fs.chownSync(dir, NOBODY, NOBODY);
+    }
+  });
+  after(async () => {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('without root: plan-only mode, said on start; --once registers, compiles and changes nothing', async () => {
+    const run = output(nucleonAsUser(['agent', '--data-dir', dir, '--host', 'cli-host', '--once', '--namespace-prefix', 'nag-cli-']));
+    const { code } = await run.exit;
+    assert.equal(code, 0, run.text());
+    assert.match(run.text(), /plan-only mode: the data plane is off \(not root\)/);
+    assert.match(run.text(), /plan compiled, nothing applied/);
+    const row = await store.db.selectFrom('agents').selectAll().where('host', '=', 'cli-host').executeTakeFirstOrThrow();
+    assert.equal(JSON.parse(row.configurations).data_plane, false);
+    const dhcp = await store.db.selectFrom('ports').select('id').where('device_owner', '=', 'network:dhcp').execute();
+    assert.deepEqual(dhcp, []);
+  });
+
+  it('--print-plan prints the host plan as JSON', async () => {
+    const proc = nucleonAsUser(['agent', '--data-dir', dir, '--host', 'cli-host', '--print-plan', '--no-network-node', '--log-level', 'silent']);
+    const run = output(proc);
+    assert.equal((await run.exit).code, 0, run.text());
+    const plan = JSON.parse(run.text());
+    assert.equal(plan.host, 'cli-host');
+    assert.deepEqual(Object.keys(plan), ['host', 'namespaces', 'firewall', 'dhcp', 'bindings', 'routers', 'floatingips', 'portIndexes', 'networkZones']);
+  });
+
+  it('runs until SIGTERM, then stops cleanly', async () => {
+    const proc = nucleonAsUser(['agent', '--data-dir', dir, '--host', 'cli-long', '--resync-interval', '1']);
+    const run = output(proc);
+    await until('the agent started', 20_000, async () => /nucleon agent .*host cli-long/.test(run.text()));
+    const t0 = Date.now();
+    proc.kill('SIGTERM');
+    const { code } = await run.exit;
+    assert.equal(code, 0, run.text());
+    assert.match(run.text(), /SIGTERM: shutting down/);
+    assert.ok(Date.now() - t0 < 5000);
+  });
+
+  it('refuses a malformed bridge mapping', async () => {
+    const run = output(nucleonAsUser(['agent', '--data-dir', dir, '--bridge-mapping', 'public', '--once']));
+    assert.equal((await run.exit).code, 1);
+    assert.match(run.text(), /--bridge-mapping expects physnet:name, got 'public'/);
   });
 });

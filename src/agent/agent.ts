@@ -217,9 +217,10 @@ export class Agent extends EventEmitter {
     const ms = { total: 0, load: 0, compile: 0, apply: 0, report: 0 };
     const result: PassResult = { reason, seq: this.seenSeq, plan: null, changes: 0, reported: NO_REPORT, dhcpPorts: 0, ms };
     try {
-      if (this.dataPlane && this.config.networkNode) result.dhcpPorts = await this.ensureDhcpPorts();
-      // Read before the model: a change committed from here on advances the feed past seenSeq and triggers another pass.
+      // Read before anything else reads the model: a change committed from here
+      // on advances the feed past seenSeq and triggers another pass.
       result.seq = this.seenSeq = await latestSeq(this.store.db);
+      if (this.dataPlane && this.config.networkNode) result.dhcpPorts = await this.ensureDhcpPorts();
       const model = await timed(ms, 'load', () => loadModel(this.store, this.config));
       const facts = await this.readFacts();
       const plan = result.plan = await timed(ms, 'compile', async () => this.deps.compile(model, this.config, facts));
@@ -308,9 +309,8 @@ export class Agent extends EventEmitter {
   // ---- triggers
 
   private every(ms: number, fn: () => void | Promise<void>): void {
-    const t = setInterval(() => void fn(), ms);
-    t.unref();
-    this.timers.push(t);
+    // Not unref'd: these timers are what keeps a `nucleon agent` process running until stop().
+    this.timers.push(setInterval(() => void fn(), ms));
   }
 
   /** Skips a tick while the previous one of the same kind is still out (a slow database never piles up reads). */

@@ -444,6 +444,22 @@ describe('agent end to end in namespaces (root)', { skip: isRoot ? false : 'need
     }
   });
 
+  it('nucleon sandbox vm create|delete: a VM made from the CLI gets its lease, talks, and goes away with its tap', async () => {
+    const port = (await ok(alice.post('/v2.0/ports', { port: { network_id: net1.id } }), 201)).port;
+    const name = `${PREFIX}vmcli`;
+    const cli = (args: string[]) => run([process.execPath, path.join(ROOT, 'bin/nucleon.js'), 'sandbox', 'vm', ...args]);
+    const created = await cli(['create', '--port', port.id, '--name', name, '--host-namespace', HOST_NS, '--database', `sqlite:${await databaseFile()}`]);
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    assert.match(created.stdout, new RegExp(`sandbox VM ${name}: tap ${tapName(port.id)} in ${HOST_NS}`));
+    assert.match(created.stdout, new RegExp(`address: ${port.fixed_ips[0].ip_address.replace(/\./g, '\\.')}/24`));
+    assert.ok(await pingsWithin(name, vm1.ip, 5000));
+    const deleted = await cli(['delete', name]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.ok(!(await listNamespaces()).includes(name));
+    await until('the port DOWN once its tap is gone', 10_000, async () => (await adminApi.get(`/v2.0/ports/${port.id}`)).body.port.status === 'DOWN');
+    await ok(alice.del(`/v2.0/ports/${port.id}`), 204);
+  });
+
   it('self-healing: a router namespace deleted by hand is back within one resync interval', async () => {
     assert.ok(await pingsWithin(vm1.name, vm3.ip, 3000));
     const legs = (await ok(adminApi.get(`/v2.0/ports?device_id=${routerId}`))).ports.map((p: Json) => tapName(p.id));

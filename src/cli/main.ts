@@ -69,8 +69,9 @@ program.command('version').description('print the version').action(() => {
   console.log(`nucleon ${pkg.version}`);
 });
 
-program.command('serve')
-  .description('run the identity (Keystone v3 subset) and Networking API servers')
+agentFlags(program.command('serve')
+  .description('run the identity (Keystone v3 subset) and Networking API servers, and the agent (as root)'), '--agent-host')
+  .option('--no-agent', 'do not run the agent in this process (API only)')
   .option('--data-dir <dir>', 'state directory (database, clouds.yaml, keys)', './data')
   .option('--database <url>', 'postgres://... for PostgreSQL, or sqlite:PATH (default: DATA_DIR/nucleon.db)')
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
@@ -83,6 +84,15 @@ program.command('serve')
   .action(async (o) => {
     // Loaded here so that `nucleon version` and `db migrate` stay light.
     const { startNucleon } = await import('../server.ts');
+    const { isRoot } = await import('../agent/agent.ts');
+    // The data plane needs root; without it serve is the API alone, and says so.
+    const withAgent = o.agent !== false && isRoot();
+    let agent = undefined;
+    if (withAgent) {
+      const { hostConfigFrom, runtimeOptionsFrom } = await import('../agent/index.ts');
+      const flags = agentFlagsFrom(o, o.agentHost);
+      agent = { config: hostConfigFrom(flags, o.dataDir), ...runtimeOptionsFrom(flags), dataPlane: true };
+    }
     const nucleon = await startNucleon({
       dataDir: o.dataDir,
       databaseUrl: o.database,
@@ -93,6 +103,7 @@ program.command('serve')
       publicHost: o.publicHost,
       tokenTtlSeconds: o.tokenTtl,
       logger: { level: o.logLevel, redact: ['req.headers["x-auth-token"]', 'req.headers["x-subject-token"]'] },
+      agent,
     });
     const db = o.database ? describeUrl(o.database) : `sqlite (${o.dataDir}/nucleon.db)`;
     console.log(`nucleon ${pkg.version} serving on ${db}`);
@@ -102,6 +113,9 @@ program.command('serve')
       console.log(`  clouds.yaml: ${nucleon.cloudsYaml}  (OS_CLIENT_CONFIG_FILE=${nucleon.cloudsYaml} openstack --os-cloud nucleon ...)`);
     }
     if (nucleon.generatedPassword) console.log(`  admin password (shown once): ${nucleon.generatedPassword}`);
+    if (nucleon.agent) console.log(`  agent: host ${nucleon.agent.config.host}, in this process`);
+    else if (o.agent === false) console.log('  agent: off (--no-agent)');
+    else console.log('  agent: data plane off (not root); run `nucleon agent` as root to wire hosts');
     onSignals(() => nucleon.close());
   });
 

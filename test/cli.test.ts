@@ -45,7 +45,7 @@ describe('the nucleon command', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     try {
       const port = String((blocker.address() as net.AddressInfo).port);
-      const r = await runNucleon(['serve', '--data-dir', tempDir('nucleon-busy-'), '--identity-port', '0', '--network-port', port, '--admin-password', 'pw-busy', '--log-level', 'warn']);
+      const r = await runNucleon(['serve', '--no-agent', '--data-dir', tempDir('nucleon-busy-'), '--identity-port', '0', '--network-port', port, '--admin-password', 'pw-busy', '--log-level', 'warn']);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /EADDRINUSE|in use/i);
     } finally {

@@ -75,7 +75,9 @@ export async function runNucleon(args: string[]): Promise<{ code: number | null;
 
 /** `nucleon serve ARGS`, resolved once it has printed where it listens and where clouds.yaml is. */
 export async function serve(args: string[]): Promise<Served> {
-  const proc = nucleon(['serve', ...args]);
+  // These suites test the APIs; the agent would wire this machine's own root
+  // namespace (tests touch only namespaces they make), so it stays off here.
+  const proc = nucleon(['serve', '--no-agent', ...args]);
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });

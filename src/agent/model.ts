@@ -69,6 +69,42 @@ export interface ModelPeer {
   underlay_ip: string;
 }
 
+/** One ipsec-site-connection as the agent needs it: policies resolved, PSK decrypted (in memory only). */
+export interface ModelIpsecConnection {
+  id: string;
+  vpnservice_id: string;
+  router_id: string;
+  /** The connection's and its service's admin_state_up together. */
+  admin_state_up: boolean;
+  peer_address: string;
+  peer_id: string;
+  /** Subnets behind the router (legacy subnet_id or the local endpoint group). */
+  local_cidrs: string[];
+  /** peer_cidrs or the peer endpoint group. */
+  peer_cidrs: string[];
+  /** Never logged, never written but to 0600 files or over vici. */
+  psk: string;
+  mtu: number;
+  initiator: 'bi-directional' | 'response-only';
+  dpd: { action: 'hold' | 'clear' | 'restart' | 'disabled' | 'restart-by-peer'; interval: number; timeout: number };
+  ike: {
+    ike_version: 'v1' | 'v2';
+    auth_algorithm: string;
+    encryption_algorithm: string;
+    pfs: string;
+    phase1_negotiation_mode: 'main' | 'aggressive';
+    lifetime: { units: 'seconds' | 'kilobytes'; value: number };
+  };
+  ipsec: {
+    transform_protocol: 'esp' | 'ah' | 'ah-esp';
+    encapsulation_mode: 'tunnel' | 'transport';
+    auth_algorithm: string;
+    encryption_algorithm: string;
+    pfs: string;
+    lifetime: { units: 'seconds' | 'kilobytes'; value: number };
+  };
+}
+
 export interface LogicalModel {
   networks: ModelNetwork[];
   subnets: ModelSubnet[];
@@ -78,6 +114,8 @@ export interface LogicalModel {
   floatingips: ModelFloatingIp[];
   security: SecurityPolicy;
   peers: ModelPeer[];
+  /** VPN: site-to-site connections on routers (empty when VPNaaS is unused). */
+  ipsecConnections?: ModelIpsecConnection[];
 }
 
 /** How this agent host is set up (command-line flags), as compile needs it. */

@@ -111,6 +111,31 @@ export interface PortBinding {
   active: boolean;
 }
 
+/** One strongSwan connection (a vici load-conn message body) and its PSK secret. */
+export interface IpsecConnectionPlan {
+  /** The ipsec-site-connection id; also the vici connection name. */
+  id: string;
+  /** The vici `load-conn` message: { <id>: { version, local_addrs, remote_addrs, proposals, local, remote, children, ... } }. */
+  conn: Record<string, unknown>;
+  /** The vici `load-shared` message: { id, type: 'IKE', data, owners }. Secret: never logged or printed. */
+  secret: { id: string; type: 'IKE'; data: string; owners: string[] };
+  /** Re-initiate when down (not for response-only connections). */
+  initiate: boolean;
+  /** Child SA name to initiate and to read state from. */
+  child: string;
+}
+
+/** One charon per router namespace that hosts a VPN service. */
+export interface IpsecInstance {
+  router_id: string;
+  namespace: string;
+  /** Per-instance directory: strongswan.conf, the vici socket, charon.log (0700). */
+  dir: string;
+  /** strongswan.conf contents (no secrets: those go over vici). */
+  strongswanConf: string;
+  connections: IpsecConnectionPlan[];
+}
+
 export interface HostPlan {
   host: string;
   namespaces: NamespacePlan[];
@@ -123,6 +148,8 @@ export interface HostPlan {
   /** Small stable numbers handed out by this compile (kept by the next one). */
   portIndexes: Record<string, number>;
   networkZones: Record<string, number>;
+  /** strongSwan instances (VPNaaS); absent or empty without VPN services. */
+  ipsec?: IpsecInstance[];
 }
 
 /** The host-side device name of a port. */

@@ -139,6 +139,9 @@ describe('apply diff (pure)', () => {
       link('eth1', '', { ifindex: 13, master: 'br-ex' }),
       link('br-ex', 'bridge', { ifindex: 14 }),
       link('tapvm8', 'tun', { ifindex: 15 }),
+      // An operator's (libvirt's) bridge and its VM: not ours, left alone.
+      link('virbr0', 'bridge', { ifindex: 16 }),
+      link('tapvirt0', 'tun', { ifindex: 17, master: 'virbr0' }),
     );
     host.addresses.push(
       { device: 'br-ex', cidr: '192.0.2.1/24', family: 'inet', scope: 'global' },
@@ -156,7 +159,8 @@ describe('apply diff (pure)', () => {
     st.ownedNamespaces.push(`${PREFIX}qdhcp-gone`, `${PREFIX}qrouter-gone`);
     const s = lines(diffHost(routerPlan(), st, opts).steps);
     assert.deepEqual(s, [
-      // tapvm9 is a VM tap: unplugged, never deleted; tapvm8 is not plugged; tapold goes with qr-old.
+      // tapvm9 is a VM tap: unplugged, never deleted; tapvm8 is not plugged; tapold goes with qr-old;
+      // tapvirt0 sits on a bridge that is not Nucleon's.
       `${HOST}: ip link set dev tapvm9 nomaster`,
       `${HOST}: ip addr del 10.9.0.1/24 dev brqnet1`,
       `${HOST}: ip route del 10.50.0.0/16 via 10.9.0.2 dev brqnet1 metric 0`,

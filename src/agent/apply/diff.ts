@@ -307,7 +307,10 @@ export function diffHost(plan: HostPlan, state: HostState, opts: DiffOptions): D
     }
 
     // Stale: plugs the plan dropped, then addresses, routes, links.
-    const bridges = new Set(st.links.filter((l) => l.kind === 'bridge').map((l) => l.name));
+    // Only bridges Nucleon owns (brq*, or one the plan names, like a mapped br-ex):
+    // a tap on an operator's or libvirt's bridge is not ours to unplug.
+    const bridges = new Set(st.links.filter((l) => l.kind === 'bridge' && (/^brq/.test(l.name) || ns.bridges.some((b) => b.name === l.name)))
+      .map((l) => l.name));
     const doomed = doomedLinks.get(name)!;
     for (const l of st.links) {
       if (doomed.has(l.name) || isCreated(name, l.name) || !l.master || !bridges.has(l.master)) continue;

@@ -10,6 +10,7 @@ import { planFirewall, type FirewalledPort } from './firewall.ts';
 import { assignNumbers } from './indexes.ts';
 import { hostL2, legBinding, legPlug, networkWiring, vmLegs, vxlanRemotes, type Leg, type NetworkWiring } from './l2.ts';
 import { lookupModel } from './lookup.ts';
+import { planIpsec, type IpsecRouter } from './ipsec.ts';
 import { planRouters } from './routers.ts';
 import { sortBy } from './util.ts';
 
@@ -92,6 +93,15 @@ export function compileHost(model: LogicalModel, config: HostConfig, facts: Host
     nft: firewall.tables,
   };
 
+  // VPNaaS: a charon per router namespace with VPN connections, and the
+  // unreachable routes for their peer CIDRs added to those namespaces.
+  const ipsecRouters: IpsecRouter[] = routers.namespaces.map((ns) => {
+    const gw = lookup.ports.get(lookup.model.routers.find((r) => r.id === ns.owner)?.gw_port_id ?? '');
+    return { router_id: ns.owner!, namespace: ns.name, gatewayIp: gw?.fixed_ips.map((f) => f.ip_address).find((ip) => !ip.includes(':')) ?? null };
+  });
+  const ipsec = planIpsec(model.ipsecConnections ?? [], ipsecRouters, config.stateDir);
+  for (const ns of routers.namespaces) ns.routes.push(...(ipsec.routes.get(ns.name) ?? []));
+
   return {
     host: config.host,
     namespaces: [host, ...sortBy([...routers.namespaces, ...dhcp.namespaces], (n) => n.name)],
@@ -102,5 +112,6 @@ export function compileHost(model: LogicalModel, config: HostConfig, facts: Host
     floatingips: routers.floatingips,
     portIndexes,
     networkZones,
+    ...(ipsec.instances.length ? { ipsec: ipsec.instances } : {}),
   };
 }

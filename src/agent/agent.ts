@@ -29,6 +29,8 @@ import type { HostConfig, HostFacts, LogicalModel } from './model.ts';
 import type { HostPlan } from './plan.ts';
 import { loadModel } from './load-model.ts';
 import { reportStatus, type ReportResult } from './report.ts';
+import type { IpsecApplyResult } from './apply/ipsec.ts';
+import type { IpsecStatus } from './vpn/status.ts';
 
 export type AgentLogger = Pick<PinoLogger, 'info' | 'warn' | 'error' | 'debug'>;
 
@@ -41,7 +43,12 @@ export interface AgentDeps {
   readFirewallFacts(ctx: ApplyContext): Promise<Pick<HostFacts, 'portIndexes' | 'networkZones'>>;
   /** Tap devices in the host namespace. */
   listTaps(hostNamespace: string): Promise<string[]>;
+  /** VPNaaS: converges the plan's strongSwan instances (absent: no VPN on this agent, e.g. fake deps in tests). */
+  applyIpsec?(plan: HostPlan, ctx: ApplyContext): Promise<IpsecApplyResult>;
 }
+
+/** Writes IPsec connection statuses to the store (the VPN service's reportIpsecStatus). */
+export type IpsecReporter = (store: Store, report: { connections: Record<string, IpsecStatus> }) => Promise<unknown>;
 
 export interface ApplyContext {
   /** Where the plan's '' namespace is: '' = the agent's own, or a named netns acting as the host. */
@@ -66,6 +73,10 @@ export interface AgentOptions {
   feedPollMs?: number;
   tapPollMs?: number;
   availabilityZone?: string | null;
+  /** How often the IPsec step alone re-runs while an initiator connection is DOWN (default 2 s). */
+  ipsecRetryMs?: number;
+  /** Where IPsec statuses go; without it they are only kept in `lastIpsec`. */
+  reportIpsec?: IpsecReporter;
   logger: AgentLogger;
 }
 
@@ -112,9 +123,16 @@ export class Agent extends EventEmitter {
   private lastTaps: string | null = null;
   private lastPlan: HostPlan | null = null;
   private lastNotes = '';
-  private polling = { feed: false, taps: false, heartbeat: false };
+  private polling = { feed: false, taps: false, heartbeat: false, ipsec: false };
   private stopped = true;
   private starting: Promise<unknown> | null = null;
+  private readonly ipsecRetryMs: number;
+  private readonly reportIpsec: IpsecReporter | null;
+  /** The last IPsec step's result (statuses, initiators still DOWN). */
+  lastIpsec: IpsecApplyResult | null = null;
+  /** Serialises the IPsec step between passes and the retry timer (two steps could start one charon twice). */
+  private ipsecChain: Promise<unknown> = Promise.resolve();
+  private lastIpsecReport = '';
 
   constructor(opts: AgentOptions) {
     super();
@@ -125,6 +143,8 @@ export class Agent extends EventEmitter {
     this.hostNamespace = opts.hostNamespace ?? '';
     this.dataPlane = opts.dataPlane ?? isRoot();
     this.availabilityZone = opts.availabilityZone ?? 'nova';
+    this.ipsecRetryMs = opts.ipsecRetryMs ?? 2000;
+    this.reportIpsec = opts.reportIpsec ?? null;
     this.intervals = {
       resyncIntervalMs: opts.resyncIntervalMs ?? DEFAULTS.resyncIntervalMs,
       reportIntervalMs: opts.reportIntervalMs ?? DEFAULTS.reportIntervalMs,
@@ -171,6 +191,16 @@ export class Agent extends EventEmitter {
     this.every(this.intervals.tapPollMs, () => this.pollTaps());
     this.every(this.intervals.resyncIntervalMs, () => void this.runOnce('resync'));
     this.every(this.intervals.reportIntervalMs, () => this.heartbeat());
+    // libipsec never initiates from traffic and charon gives up after one
+    // failed attempt (peer not configured yet, wrong PSK): while an initiator
+    // is DOWN, retry the IPsec step alone, so a tunnel comes up within ~2 s of
+    // its peer appearing or its PSK being fixed, without a full pass.
+    if (this.deps.applyIpsec) {
+      this.every(this.ipsecRetryMs, () => {
+        if (this.current || this.queued || !this.lastPlan || !this.lastIpsec?.pendingInitiators.length) return;
+        void this.guarded('ipsec', () => this.ipsecStep(this.lastPlan!).then(() => undefined));
+      });
+    }
     return first;
   }
 
@@ -234,6 +264,11 @@ export class Agent extends EventEmitter {
       this.logNotes(applied.notes ?? []);
       result.reported = await timed(ms, 'report', () => reportStatus(this.store, plan, { host: this.config.host, networkNode: this.config.networkNode }));
       await this.skipOwnReport(result);
+      if (this.deps.applyIpsec) {
+        const t = performance.now();
+        await this.ipsecStep(plan);
+        ms.apply += performance.now() - t;
+      }
       return result;
     } catch (e) {
       result.error = e instanceof Error ? e : new Error(String(e));
@@ -273,6 +308,28 @@ export class Agent extends EventEmitter {
     if (key === this.lastNotes) return;
     this.lastNotes = key;
     for (const note of notes) this.log.warn({ host: this.config.host }, note);
+  }
+
+  /**
+   * Converges the strongSwan instances and reports connection statuses (only
+   * when they changed since the last report: the reporter writes nothing for
+   * unchanged rows anyway, this saves the transaction).
+   */
+  private ipsecStep(plan: HostPlan): Promise<IpsecApplyResult> {
+    const step = async () => {
+      const r = await this.deps.applyIpsec!(plan, this.applyContext());
+      this.lastIpsec = r;
+      for (const [router, reason] of Object.entries(r.errors)) this.log.warn({ host: this.config.host, router }, `IPsec: ${reason}`);
+      const key = JSON.stringify(r.statuses);
+      if (this.reportIpsec && Object.keys(r.statuses).length && key !== this.lastIpsecReport) {
+        await this.reportIpsec(this.store, { connections: r.statuses });
+        this.lastIpsecReport = key;
+      }
+      return r;
+    };
+    const p = this.ipsecChain.then(step, step);
+    this.ipsecChain = p.catch(() => undefined);
+    return p;
   }
 
   private applyContext(): ApplyContext {

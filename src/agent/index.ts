@@ -7,8 +7,9 @@ import path from 'node:path';
 import type { Store } from '../store/database.ts';
 import { compileHost } from './compile/index.ts';
 import { applyPlan, readFirewallFacts } from './apply/index.ts';
+import { applyIpsec } from './apply/ipsec.ts';
 import { run } from './apply/exec.ts';
-import { Agent, DEFAULTS, isRoot, type AgentDeps, type AgentLogger } from './agent.ts';
+import { Agent, DEFAULTS, isRoot, type AgentDeps, type AgentLogger, type IpsecReporter } from './agent.ts';
 import type { HostConfig } from './model.ts';
 
 export { Agent, isRoot, type AgentLogger, type PassResult } from './agent.ts';
@@ -84,6 +85,8 @@ export const realDeps: AgentDeps = {
   apply: (plan, ctx) => applyPlan(plan, { hostNamespace: ctx.hostNamespace, config: ctx.config, log: ctx.log }),
   readFirewallFacts: (ctx) => readFirewallFacts({ config: ctx.config }),
   listTaps,
+  // After applyPlan: the router namespaces and their unreachable routes exist by then.
+  applyIpsec: (plan, ctx) => applyIpsec(plan.ipsec, { stateDir: ctx.config.stateDir, log: ctx.log }),
 };
 
 export interface CreateAgentOptions {
@@ -94,6 +97,8 @@ export interface CreateAgentOptions {
   dataPlane?: boolean;
   resyncIntervalMs?: number;
   reportIntervalMs?: number;
+  /** Where IPsec connection statuses go (the VPN service's reportIpsecStatus). */
+  reportIpsec?: IpsecReporter;
   logger: AgentLogger;
 }
 

@@ -55,6 +55,12 @@ const pascal = (name: string) => name.split(/[_-]/).map((w) => w[0].toUpperCase(
 const NOT_FOUND_WORDING: Record<string, { type: string; message: (id: string) => string }> = {
   router: { type: 'RouterNotFound', message: (id) => `Router ${id} could not be found` },
   floatingip: { type: 'FloatingIPNotFound', message: (id) => `Floating IP ${id} could not be found` },
+  // neutron_lib/exceptions/vpn.py
+  ikepolicy: { type: 'IKEPolicyNotFound', message: (id) => `IKEPolicy ${id} could not be found` },
+  ipsecpolicy: { type: 'IPsecPolicyNotFound', message: (id) => `IPsecPolicy ${id} could not be found` },
+  vpnservice: { type: 'VPNServiceNotFound', message: (id) => `VPNService ${id} could not be found` },
+  ipsec_site_connection: { type: 'IPsecSiteConnectionNotFound', message: (id) => `ipsec_site_connection ${id} not found` },
+  endpoint_group: { type: 'VPNEndpointGroupNotFound', message: (id) => `Endpoint group ${id} could not be found` },
 };
 
 /** `<Resource>NotFound` with Neutron's message, e.g. NetworkNotFound "Network X could not be found." */
@@ -351,4 +357,91 @@ export class SubnetMismatchForPort extends BadRequest {
 }
 export class ExternalIpAddressExhausted extends BadRequest {
   constructor(networkId: string) { super(`Unable to find any IP address on external network ${networkId}.`); }
+}
+
+// ---- VPNaaS (neutron_lib/exceptions/vpn.py; Neutron's messages have no final period) ----
+export class IPsecSiteConnectionDpdIntervalValueError extends BadRequest {
+  constructor(attr: string) { super(`ipsec_site_connection ${attr} is equal to or less than dpd_interval`); }
+}
+export class IPsecSiteConnectionMtuError extends BadRequest {
+  constructor(mtu: number, version: number) { super(`ipsec_site_connection MTU ${mtu} is too small for ipv${version}`); }
+}
+export class IPsecSiteConnectionPeerCidrError extends BadRequest {
+  constructor(cidr: string) { super(`ipsec_site_connection peer cidr ${cidr} is invalid CIDR`); }
+}
+export class IKEPolicyInUse extends Conflict {
+  constructor(id: string) { super(`IKEPolicy ${id} is in use by existing IPsecSiteConnection and can't be updated or deleted`); }
+}
+export class IPsecPolicyInUse extends Conflict {
+  constructor(id: string) { super(`IPsecPolicy ${id} is in use by existing IPsecSiteConnection and can't be updated or deleted`); }
+}
+export class VPNServiceInUse extends Conflict {
+  constructor(id: string) { super(`VPNService ${id} is still in use`); }
+}
+export class VPNStateInvalidToUpdate extends BadRequest {
+  constructor(id: string, state: string) { super(`Invalid state ${state} of vpnaas resource ${id} for updating`); }
+}
+export class SubnetIsNotConnectedToRouter extends BadRequest {
+  constructor(subnetId: string, routerId: string) { super(`Subnet ${subnetId} is not connected to Router ${routerId}`); }
+}
+export class RouterIsNotExternal extends BadRequest {
+  constructor(routerId: string) { super(`Router ${routerId} has no external network gateway set`); }
+}
+export class VPNPeerAddressNotResolved extends BadRequest {
+  constructor(address: string) { super(`Peer address ${address} cannot be resolved`); }
+}
+export class ExternalNetworkHasNoSubnet extends BadRequest {
+  constructor(routerId: string, ipVersion: 4 | 6) { super(`Router's ${routerId} external network has no IPv${ipVersion} subnet`); }
+}
+export class InvalidEndpointInEndpointGroup extends BadRequest {
+  constructor(endpoint: string, groupType: string, why: string) {
+    super(`Endpoint '${endpoint}' is invalid for group type '${groupType}': ${why}`);
+  }
+}
+export class MissingEndpointForEndpointGroup extends BadRequest {
+  constructor(group: string) { super(`No endpoints specified for endpoint group '${group}'`); }
+}
+export class NonExistingSubnetInEndpointGroup extends BadRequest {
+  constructor(subnet: string) { super(`Subnet ${subnet} in endpoint group does not exist`); }
+}
+export class MixedIPVersionsForIPSecEndpoints extends BadRequest {
+  constructor(group: string) {
+    super(`Endpoints in group ${group} do not have the same IP version, as required for IPSec site-to-site connection`);
+  }
+}
+export class MixedIPVersionsForPeerCidrs extends BadRequest {
+  constructor() { super('Peer CIDRs do not have the same IP version, as required for IPSec site-to-site connection'); }
+}
+export class MixedIPVersionsForIPSecConnection extends BadRequest {
+  constructor() { super('IP versions are not compatible between peer and local endpoints'); }
+}
+/** which: 'local', 'peer' or 'local and peer' (suffix 's' for both), as vpn_validator words it. */
+export class InvalidEndpointGroup extends BadRequest {
+  constructor(which: string[]) {
+    super(`Endpoint group${which.length > 1 ? 's' : ''} ${which.join(' and ')} cannot be specified, when VPN Service has subnet specified`);
+  }
+}
+export class WrongEndpointGroupType extends BadRequest {
+  constructor(which: string, groupType: string, expected: string) {
+    super(`Endpoint group ${which} type is '${groupType}' and should be '${expected}'`);
+  }
+}
+export class PeerCidrsInvalid extends BadRequest {
+  constructor() { super('Peer CIDRs cannot be specified, when using endpoint groups'); }
+}
+export class MissingPeerCidrs extends BadRequest {
+  constructor() { super('Missing peer CIDRs for IPsec site-to-site connection'); }
+}
+export class MissingRequiredEndpointGroup extends BadRequest {
+  constructor(which: string[]) {
+    super(`Missing endpoint group${which.length > 1 ? 's' : ''} ${which.join(' and ')} for IPSec site-to-site connection`);
+  }
+}
+/** A BadRequest in neutron-vpnaas, not an InUse. */
+export class EndpointGroupInUse extends BadRequest {
+  constructor(id: string) { super(`Endpoint group ${id} is in use and cannot be deleted`); }
+}
+/** Nucleon's own check (neutron-vpnaas lets it through and the tunnel never carries traffic). */
+export class PeerCidrOverlapsLocalSubnet extends BadRequest {
+  constructor(peer: string, local: string) { super(`Peer CIDR ${peer} overlaps with local subnet ${local}`); }
 }

@@ -9,6 +9,7 @@ import { createIdentity, writeCloudsYaml, type Endpoints, type Identity } from '
 import { createServices, DEFAULT_SERVICE_CONFIG, type Services } from './services/index.ts';
 import type { SegmentConfig } from './services/segments.ts';
 import { openStore, type Store } from './store/database.ts';
+import { SecretBox, loadOrCreateKey } from './services/secret-box.ts';
 
 export interface ServeOptions {
   dataDir: string;
@@ -61,6 +62,7 @@ export async function startNucleon(opts: ServeOptions): Promise<Nucleon> {
     const services = createServices(store, {
       ...DEFAULT_SERVICE_CONFIG,
       segments: { ...DEFAULT_SERVICE_CONFIG.segments, ...opts.segments },
+      secretBox: new SecretBox(loadOrCreateKey(opts.dataDir)),
     });
     const networkApp = await buildNetworkApp(services, { identity, identityUrl: () => endpoints.identityUrl, logger: opts.logger });
     closers.push(() => identity.app.close());

@@ -38,4 +38,6 @@ export const EXTENSIONS: Extension[] = [
   { name: "Stateful security group", alias: "stateful-security-group", description: "Indicates if the security group is stateful or not", updated: "2019-11-26T09:00:00-00:00", links: [] },
   { name: "Remote address group id field for security group rules", alias: "security-groups-remote-address-group", description: "Add new field of remote address group id in SG rules", updated: "2020-08-25T10:00:00-00:00", links: [] },
   { name: "Normalized CIDR field for security group rules", alias: "security-groups-normalized-cidr", description: "Add new field with normalized remote_ip_prefix cidr in SG rule", updated: "2020-07-28T10:00:00-00:00", links: [] },
+  { name: "VPN service", alias: "vpnaas", description: "Extension for VPN service", updated: "2013-05-29T10:00:00-00:00", links: [] },
+  { name: "VPN Endpoint Groups", alias: "vpn-endpoint-groups", description: "VPN endpoint groups support", updated: "2015-08-04T10:00:00-00:00", links: [] },
 ];

@@ -15,9 +15,13 @@ import { FloatingIpService } from './floating-ips.ts';
 import { AgentService } from './agents.ts';
 import { registerQuotaResource } from './quota-limits.ts';
 import { DEFAULT_SEGMENT_CONFIG, type SegmentConfig } from './segments.ts';
+import { createVpnServices, type VpnServices } from './vpn/index.ts';
+import { SecretBox } from './secret-box.ts';
 
 export interface ServiceConfig {
   segments: SegmentConfig;
+  /** Seals secrets at rest (VPN PSKs); the server's comes from DATA_DIR/secret.key, without one a key lives in memory. */
+  secretBox?: SecretBox;
 }
 
 export const DEFAULT_SERVICE_CONFIG: ServiceConfig = { segments: DEFAULT_SEGMENT_CONFIG };
@@ -33,6 +37,7 @@ export interface Services {
   routers: RouterService;
   floatingIps: FloatingIpService;
   agents: AgentService;
+  vpn: VpnServices;
   collections: ResourceService[];
 }
 
@@ -52,6 +57,7 @@ export function createServices(store: Store, config: ServiceConfig = DEFAULT_SER
   const routers = new RouterService(store, ports);
   const floatingIps = new FloatingIpService(store, ports);
   const agents = new AgentService(store);
+  const vpn = createVpnServices(store, config.secretBox ?? SecretBox.ephemeral());
   return {
     networks,
     subnets,
@@ -63,6 +69,10 @@ export function createServices(store: Store, config: ServiceConfig = DEFAULT_SER
     routers,
     floatingIps,
     agents,
-    collections: [networks, subnets, ports, securityGroups, securityGroupRules, addressGroups, routers, floatingIps, agents],
+    vpn,
+    collections: [
+      networks, subnets, ports, securityGroups, securityGroupRules, addressGroups, routers, floatingIps, agents,
+      vpn.ikePolicies, vpn.ipsecPolicies, vpn.vpnServices, vpn.endpointGroups, vpn.connections,
+    ],
   };
 }

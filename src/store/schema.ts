@@ -251,7 +251,63 @@ export interface AgentRow {
   resources_synced: number | null;
 }
 
+/** VPNaaS (0007): lifetime, dpd, peer_cidrs and endpoints are JSON text; psk is secret-box sealed text. */
+export interface VpnIkePolicyRow extends StandardColumns {
+  auth_algorithm: string;
+  encryption_algorithm: string;
+  phase1_negotiation_mode: string;
+  lifetime: string;
+  ike_version: string;
+  pfs: string;
+}
+
+export interface VpnIpsecPolicyRow extends StandardColumns {
+  transform_protocol: string;
+  auth_algorithm: string;
+  encryption_algorithm: string;
+  encapsulation_mode: string;
+  lifetime: string;
+  pfs: string;
+}
+
+export interface VpnServiceRow extends StandardColumns {
+  router_id: string;
+  subnet_id: string | null;
+  admin_state_up: number;
+  status: string;
+}
+
+export interface VpnEndpointGroupRow extends StandardColumns {
+  type: string;
+  endpoints: string;
+}
+
+export interface VpnIpsecSiteConnectionRow extends StandardColumns {
+  peer_address: string;
+  peer_id: string;
+  local_id: string;
+  route_mode: string;
+  mtu: number;
+  auth_mode: string;
+  psk: string;
+  initiator: string;
+  dpd: string;
+  admin_state_up: number;
+  status: string;
+  vpnservice_id: string;
+  ikepolicy_id: string;
+  ipsecpolicy_id: string;
+  peer_cidrs: string;
+  local_ep_group_id: string | null;
+  peer_ep_group_id: string | null;
+}
+
 export interface Database {
+  vpn_ikepolicies: VpnIkePolicyRow;
+  vpn_ipsecpolicies: VpnIpsecPolicyRow;
+  vpn_services: VpnServiceRow;
+  vpn_endpoint_groups: VpnEndpointGroupRow;
+  vpn_ipsec_site_connections: VpnIpsecSiteConnectionRow;
   agents: AgentRow;
   routers: RouterRow;
   floatingips: FloatingIpRow;

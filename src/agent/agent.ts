@@ -27,7 +27,8 @@ import { PortService } from '../services/ports.ts';
 import { systemContext } from '../identity/context.ts';
 import type { HostConfig, HostFacts, LogicalModel } from './model.ts';
 import type { HostPlan } from './plan.ts';
-import { loadModel } from './load-model.ts';
+import { loadModel, type LoadModelOptions } from './load-model.ts';
+import type { DecryptPsk } from './load-vpn.ts';
 import { reportStatus, type ReportResult } from './report.ts';
 import type { IpsecApplyResult } from './apply/ipsec.ts';
 import type { IpsecStatus } from './vpn/status.ts';
@@ -77,6 +78,8 @@ export interface AgentOptions {
   ipsecRetryMs?: number;
   /** Where IPsec statuses go; without it they are only kept in `lastIpsec`. */
   reportIpsec?: IpsecReporter;
+  /** Opens sealed VPN PSKs; without it the agent runs no VPN (see loadModel). */
+  decryptPsk?: DecryptPsk;
   logger: AgentLogger;
 }
 
@@ -128,6 +131,8 @@ export class Agent extends EventEmitter {
   private starting: Promise<unknown> | null = null;
   private readonly ipsecRetryMs: number;
   private readonly reportIpsec: IpsecReporter | null;
+  private readonly modelOptions: LoadModelOptions;
+  private lastPskErrors = '';
   /** The last IPsec step's result (statuses, initiators still DOWN). */
   lastIpsec: IpsecApplyResult | null = null;
   /** Serialises the IPsec step between passes and the retry timer (two steps could start one charon twice). */
@@ -145,6 +150,15 @@ export class Agent extends EventEmitter {
     this.availabilityZone = opts.availabilityZone ?? 'nova';
     this.ipsecRetryMs = opts.ipsecRetryMs ?? 2000;
     this.reportIpsec = opts.reportIpsec ?? null;
+    this.modelOptions = {
+      decryptPsk: opts.decryptPsk,
+      onPskError: (ids) => {
+        // Said once per set of ids; the ids only, never the sealed or opened value.
+        const key = ids.join(',');
+        if (key !== this.lastPskErrors) this.log.warn({ host: this.config.host, connections: ids }, 'IPsec: PSK sealed with another key; connections skipped');
+        this.lastPskErrors = key;
+      },
+    };
     this.intervals = {
       resyncIntervalMs: opts.resyncIntervalMs ?? DEFAULTS.resyncIntervalMs,
       reportIntervalMs: opts.reportIntervalMs ?? DEFAULTS.reportIntervalMs,
@@ -235,7 +249,7 @@ export class Agent extends EventEmitter {
 
   /** The plan this host should have now, without touching anything (`--print-plan`). */
   async computePlan(): Promise<{ model: LogicalModel; facts: HostFacts; plan: HostPlan }> {
-    const model = await loadModel(this.store, this.config);
+    const model = await loadModel(this.store, this.config, this.modelOptions);
     const facts = await this.readFacts();
     return { model, facts, plan: this.deps.compile(model, this.config, facts) };
   }
@@ -251,7 +265,7 @@ export class Agent extends EventEmitter {
       // on advances the feed past seenSeq and triggers another pass.
       result.seq = this.seenSeq = await latestSeq(this.store.db);
       if (this.dataPlane && this.config.networkNode) result.dhcpPorts = await this.ensureDhcpPorts();
-      const model = await timed(ms, 'load', () => loadModel(this.store, this.config));
+      const model = await timed(ms, 'load', () => loadModel(this.store, this.config, this.modelOptions));
       const facts = await this.readFacts();
       const plan = result.plan = await timed(ms, 'compile', async () => this.deps.compile(model, this.config, facts));
       this.lastPlan = plan;

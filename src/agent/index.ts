@@ -2,12 +2,15 @@
 // the real compile and apply steps and to the host's taps, plus turning
 // command-line flags into a HostConfig. `nucleon agent`, `nucleon serve` (in
 // process) and the end-to-end tests all build their agent here.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Store } from '../store/database.ts';
 import { compileHost } from './compile/index.ts';
 import { applyPlan, readFirewallFacts } from './apply/index.ts';
 import { applyIpsec } from './apply/ipsec.ts';
+import { SecretBox, SECRET_KEY_FILE } from '../services/secret-box.ts';
+import { reportIpsecStatus } from '../services/vpn/report.ts';
 import { run } from './apply/exec.ts';
 import { Agent, DEFAULTS, isRoot, type AgentDeps, type AgentLogger, type IpsecReporter } from './agent.ts';
 import type { HostConfig } from './model.ts';
@@ -97,13 +100,32 @@ export interface CreateAgentOptions {
   dataPlane?: boolean;
   resyncIntervalMs?: number;
   reportIntervalMs?: number;
-  /** Where IPsec connection statuses go (the VPN service's reportIpsecStatus). */
+  /** Where IPsec connection statuses go (default: the VPN service's reportIpsecStatus on the store). */
   reportIpsec?: IpsecReporter;
+  /**
+   * The deployment's secret key (VPN PSKs are sealed with it). Default: secret.key
+   * beside the agent's state dir, i.e. DATA_DIR/secret.key for the default
+   * --state-dir DATA_DIR/agent. Missing or unreadable: the agent runs no VPN.
+   */
+  secretKeyFile?: string;
   logger: AgentLogger;
 }
 
 export function createAgent(opts: CreateAgentOptions): Agent {
-  return new Agent({ ...opts, deps: realDeps, dataPlane: opts.dataPlane ?? isRoot() });
+  const keyFile = opts.secretKeyFile ?? path.join(path.dirname(opts.config.stateDir), SECRET_KEY_FILE);
+  let decryptPsk: ((sealed: string) => string) | undefined;
+  try {
+    const box = new SecretBox(fs.readFileSync(keyFile));
+    decryptPsk = (sealed) => box.decrypt(sealed);
+  } catch {
+    // Read-only on purpose: an agent that made its own key could never open the API's PSKs.
+    opts.logger.info({ file: keyFile }, 'no readable secret key: VPN (IPsec) connections are not served by this agent');
+  }
+  return new Agent({
+    ...opts, deps: realDeps, dataPlane: opts.dataPlane ?? isRoot(),
+    reportIpsec: opts.reportIpsec ?? ((store, report) => reportIpsecStatus(store, report)),
+    decryptPsk,
+  });
 }
 
 /** Flags → the runtime's options (seconds → milliseconds, defaults). */

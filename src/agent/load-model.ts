@@ -12,11 +12,46 @@ import { loadSecurityPolicy } from '../services/security-policy.ts';
 import { aliveAgents } from '../services/agents.ts';
 import { parseIp, ROUTER_INTERFACE_OWNERS } from '../services/ipam.ts';
 import type {
-  HostConfig, LogicalModel, ModelFloatingIp, ModelNetwork, ModelPeer, ModelPort, ModelRouter, ModelSubnet,
+  HostConfig, LogicalModel, ModelFloatingIp, ModelIpsecConnection, ModelNetwork, ModelPeer, ModelPort, ModelRouter, ModelSubnet,
 } from './model.ts';
+import { loadIpsecConnections, type DecryptPsk } from './load-vpn.ts';
 
-export async function loadModel(store: Store, config: HostConfig): Promise<LogicalModel> {
-  return inSnapshot(store, (db) => readModel(db, config));
+export interface LoadModelOptions {
+  /**
+   * Opens sealed VPN PSKs. Without it the model has no IPsec connections (an
+   * agent that cannot read the deployment's secret key runs no VPN).
+   */
+  decryptPsk?: DecryptPsk;
+  /** Told the ids of connections whose PSK could not be opened (never the value). */
+  onPskError?: (connectionIds: string[]) => void;
+}
+
+export async function loadModel(store: Store, config: HostConfig, opts: LoadModelOptions = {}): Promise<LogicalModel> {
+  return inSnapshot(store, async (db) => {
+    const model = await readModel(db, config);
+    if (opts.decryptPsk) model.ipsecConnections = await readIpsec(db, opts.decryptPsk, opts.onPskError);
+    return model;
+  });
+}
+
+/**
+ * The VPN connections, minus those whose PSK does not open (sealed with another
+ * key): one bad row must not fail the whole pass, and a connection with no
+ * usable key could only fail authentication.
+ */
+async function readIpsec(db: Tx, decrypt: DecryptPsk, onPskError?: (ids: string[]) => void): Promise<ModelIpsecConnection[]> {
+  let bad = false;
+  const conns = await loadIpsecConnections(db, (sealed) => {
+    try {
+      return decrypt(sealed);
+    } catch {
+      bad = true;
+      return '';
+    }
+  });
+  if (!bad) return conns;
+  onPskError?.(conns.filter((c) => c.psk === '').map((c) => c.id));
+  return conns.filter((c) => c.psk !== '');
 }
 
 /**

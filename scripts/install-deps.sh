@@ -15,6 +15,8 @@ set -euo pipefail
 PACKAGES=(
   # clients the tests drive
   python3-openstackclient
+  # its `openstack vpn ...` commands (the neutron-vpnaas OSC plugin)
+  python3-neutronclient
   # database binaries (initdb/pg_ctl) for the PostgreSQL back-end
   postgresql
   # data plane: namespaces, veths, bridges, firewalling, DHCP, VPN, LB, probes

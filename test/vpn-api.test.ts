@@ -301,8 +301,10 @@ forEachBackend((backend) => {
       await rejects(c.create(alice, { ...base(), local_ep_group_id: epLocal.id, peer_ep_group_id: epPeer.id, dpd: { interval: 120, timeout: 120 } }), 400,
         'IPsecSiteConnectionDpdIntervalValueError', 'ipsec_site_connection dpd_timeout is equal to or less than dpd_interval');
       await rejects(c.create(alice, { ...base(), local_ep_group_id: epLocal.id, peer_ep_group_id: epPeer.id, dpd: { action: 'explode' } }), 400, 'HTTPBadRequest');
-      await rejects(c.create(alice, { ...base(), local_ep_group_id: epLocal.id, peer_ep_group_id: epPeer.id, mtu: 67 }), 400, 'HTTPBadRequest',
-        "Invalid input for mtu. Reason: '67' is too small - must be at least '68'.");
+      await rejects(c.create(alice, { ...base(), local_ep_group_id: epLocal.id, peer_ep_group_id: epPeer.id, mtu: 67 }), 400, 'IPsecSiteConnectionMtuError',
+        'ipsec_site_connection MTU 67 is too small for ipv4');
+      await rejects(c.create(alice, { ...base(), local_ep_group_id: epLocal.id, peer_ep_group_id: epPeer.id, mtu: -1 }), 400, 'HTTPBadRequest',
+        "Invalid input for mtu. Reason: '-1' is too small - must be at least '0'.");
       const v6Local = await s.vpn.endpointGroups.create(alice, { type: 'subnet', endpoints: [subnetV6] });
       await rejects(c.create(alice, { ...base(), local_ep_group_id: v6Local.id, peer_ep_group_id: v6Peer.id, mtu: 1000 }), 400,
         'IPsecSiteConnectionMtuError', 'ipsec_site_connection MTU 1000 is too small for ipv6');

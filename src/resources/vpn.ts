@@ -172,7 +172,8 @@ export const ipsecSiteConnectionDef: ResourceDef = {
     peer_id: { post: true, put: true, required: true, convert: str(255) },
     local_id: { post: true, put: true, default: '', convert: str(255) },
     route_mode: {},
-    mtu: { post: true, put: true, default: 1500, convert: int(68) },
+    // Non-negative only here: the minimum depends on the IP version (IPsecSiteConnectionMtuError, 68 for IPv4, 1280 for IPv6).
+    mtu: { post: true, put: true, default: 1500, convert: int(0) },
     auth_mode: {},
     // Stored sealed (secret-box); shown decrypted to whoever may see the connection: its project and admins.
     psk: { post: true, put: true, required: true, convert: str(255), column: false, filter: false },

@@ -47,6 +47,12 @@ export interface IpsecApplyResult {
 
 /** Per instance dir: connection id → hash of the last loaded config (memory only; secrets are not hashed). */
 const loaded = new Map<string, Map<string, string>>();
+/**
+ * Connections (dir/id) whose failed initiation was already logged: a peer that
+ * is away for hours would otherwise log a line every retry (every ~2 s).
+ * Cleared when the connection is ACTIVE again.
+ */
+const quiet = new Set<string>();
 
 const sha = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -178,14 +184,20 @@ async function applyInstance(inst: IpsecInstance, ctx: IpsecApplyContext, log: L
     if (toStart.length) {
       const timeout = ctx.initiateTimeoutMs ?? 2000;
       await Promise.all(toStart.map(async (c) => {
+        const say = (why: string) => {
+          const key = `${inst.dir}/${c.id}`;
+          if (quiet.has(key)) return;
+          quiet.add(key);
+          log(`ipsec: initiate ${c.id} in ${inst.namespace}: ${why} (retrying quietly until it is up; details in ${inst.dir}/charon.log)`);
+        };
         // Each on its own connection: initiate blocks its vici connection until done or timed out.
         let v: ViciClient | null = null;
         try {
           v = await ViciClient.connect(socketPath(inst.dir), { timeoutMs: timeout + 2000 });
           const res = await v.request('initiate', { child: c.child, ike: c.id, timeout, 'init-limits': 'no', loglevel: -1 }, { timeoutMs: timeout + 2000 });
-          if (res.success === 'no') log(`ipsec: initiate ${c.id} in ${inst.namespace}: ${String(res.errmsg ?? 'failed')}`);
+          if (res.success === 'no') say(String(res.errmsg ?? 'failed'));
         } catch (e) {
-          log(`ipsec: initiate ${c.id} in ${inst.namespace}: ${(e as Error).message}`);
+          say((e as Error).message);
         } finally {
           v?.close();
         }
@@ -193,6 +205,7 @@ async function applyInstance(inst: IpsecInstance, ctx: IpsecApplyContext, log: L
       events = (await vici.streamed('list-sas', 'list-sa')).events;
     }
     const statuses = instanceStatuses(inst.connections, events, failed);
+    for (const c of inst.connections) if (statuses[c.id] === 'ACTIVE') quiet.delete(`${inst.dir}/${c.id}`);
     const pending = inst.connections.filter((c) => c.initiate && statuses[c.id] === 'DOWN').map((c) => c.id);
     return { statuses, pending };
   } finally {

@@ -197,6 +197,18 @@ describe('IPsec site-to-site with strongSwan (kernel-libipsec)', { skip: !isRoot
     console.log(`# timing: from no charon to ACTIVE ${ms} ms; first ping ${Date.now() - p0} ms (total ${Date.now() - t0} ms)`);
   });
 
+  it('a changed connection renegotiates: the old IKE_SA goes, a new one comes up ACTIVE', async () => {
+    const sasOf = async () => (await run(['swanctl', '--list-sas', '--raw', '--uri', `unix://${path.join(A.stateDir, 'ipsec', A.id)}/charon.vici`])).stdout;
+    const before = /uniqueid=(\d+)/.exec(await sasOf())?.[1];
+    assert.ok(before);
+    const a = conn(AB, A, B, 'fresh-psk-0123456789', { dpd: { action: 'restart', interval: 7, timeout: 30 } });
+    const b = conn(BA, B, A, 'fresh-psk-0123456789');
+    await convergeUntil([[A, [a]], [B, [b]]], (s) => s[AB] === 'ACTIVE' && s[BA] === 'ACTIVE');
+    const after = await sasOf();
+    assert.doesNotMatch(after, new RegExp(`uniqueid=${before} `));
+    assert.equal((await ping(A, B.vmIp, 1)).code, 0);
+  });
+
   it('the peer removing its connection tears the tunnel down: DOWN, traffic to the peer CIDR stops, never in clear; a router without VPN runs no charon', async () => {
     const a = conn(AB, A, B, 'fresh-psk-0123456789');
     const pidB = charonPid(path.join(B.stateDir, 'ipsec', B.id));

@@ -154,15 +154,16 @@ async function applyInstance(inst: IpsecInstance, ctx: IpsecApplyContext, log: L
         await vici.call('load-shared', c.secret as unknown as ViciInputMessage);
         const hash = sha(c.conn);
         const before = known.get(c.id);
+        if (before !== undefined && before !== hash) {
+          // Changed settings apply to new SAs only: drop the old ones (before
+          // the load, whose start_action then negotiates with what the API
+          // now says; terminating after it could kill that new SA).
+          await vici.request('terminate', { ike: c.id, timeout: 0, force: 'yes' }).catch(() => undefined);
+        }
         await vici.call('load-conn', c.conn as ViciInputMessage);
         if (before !== hash) {
           fresh.add(c.id);
           known.set(c.id, hash);
-          if (before !== undefined) {
-            // Changed settings apply to new SAs only: drop the old ones so the
-            // tunnel renegotiates with what the API now says.
-            await vici.request('terminate', { ike: c.id, timeout: 0, force: 'yes' }).catch(() => undefined);
-          }
           log(`ipsec: loaded connection ${c.id} into ${inst.namespace}`);
         }
       } catch (e) {

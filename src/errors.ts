@@ -445,3 +445,11 @@ export class EndpointGroupInUse extends BadRequest {
 export class PeerCidrOverlapsLocalSubnet extends BadRequest {
   constructor(peer: string, local: string) { super(`Peer CIDR ${peer} overlaps with local subnet ${local}`); }
 }
+
+// ---- L3 resources a VPN service depends on (neutron-vpnaas) ----
+export class RouterInUseByVPNService extends Conflict {
+  constructor(routerId: string, vpnserviceId: string) { super(`Router ${routerId} is used by VPNService ${vpnserviceId}`); }
+}
+export class SubnetInUseByVPNService extends Conflict {
+  constructor(subnetId: string, vpnserviceId: string) { super(`Subnet ${subnetId} is used by VPNService ${vpnserviceId}`); }
+}

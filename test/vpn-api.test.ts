@@ -353,6 +353,12 @@ forEachBackend((backend) => {
       await rejects(s.vpn.vpnServices.delete(alice, service.id), 409, 'VPNServiceInUse', `VPNService ${service.id} is still in use`);
       await rejects(s.vpn.endpointGroups.delete(alice, epLocal.id), 400, 'EndpointGroupInUse', `Endpoint group ${epLocal.id} is in use and cannot be deleted`);
       await rejects(s.vpn.endpointGroups.delete(alice, epPeer.id), 400, 'EndpointGroupInUse');
+      // The router and subnets a VPN service needs stay (neutron-vpnaas's L3 checks).
+      await rejects(s.routers.update(alice, router, { external_gateway_info: null }), 409, 'RouterInUseByVPNService');
+      await rejects(s.routers.delete(alice, router), 409, 'RouterInUse');
+      const localSubnet = (epLocal.endpoints as string[])[0];
+      // (Both the legacy service, by its subnet_id, and the endpoint-group one use it.)
+      await rejects(s.routers.removeInterface(alice, router, { subnet_id: localSubnet }), 409, 'SubnetInUseByVPNService');
       const spare = await s.vpn.ikePolicies.create(alice, { name: 'spare' });
       await s.vpn.ikePolicies.delete(alice, spare.id as string);
       await rejects(s.vpn.ikePolicies.get(alice, spare.id as string), 404, 'IKEPolicyNotFound');

@@ -134,7 +134,8 @@ export const uuid: Converter = (v) => {
 export function oneOf(values: readonly (string | null)[]): Converter {
   return (v) => {
     if (!values.includes(v as string | null)) {
-      throw new AttributeError(`'${show(v)}' is not in ${JSON.stringify(values).replace(/"/g, "'")}`);
+      // Python's repr of a list, as Neutron prints it: ['a', 'b'].
+      throw new AttributeError(`'${show(v)}' is not in [${values.map((x) => (x === null ? 'None' : `'${x}'`)).join(', ')}]`);
     }
     return v;
   };

@@ -15,7 +15,7 @@ import type { AuthContext } from '../identity/context.ts';
 import { owningProject } from '../identity/policy.ts';
 import type { Store, Tx } from '../store/database.ts';
 import {
-  BadRequest, InvalidRoutes, OverQuota, PolicyNotAuthorized, PortInUse, ResourceNotFound, RouterExternalGatewayInUseByFloatingIp,
+  BadRequest, InvalidRoutes, OverQuota, PolicyNotAuthorized, PortInUse, ResourceNotFound, RouterExternalGatewayInUseByFloatingIp, RouterInUseByVPNService, SubnetInUseByVPNService,
   RouterInUse, RouterInterfaceInUseByFloatingIP, RouterInterfaceInUseByRoute, RouterInterfaceNotFound,
   RouterInterfaceNotFoundForSubnet, RouterNotFound, SubnetMismatchForPort, badRequest,
 } from '../errors.ts';
@@ -271,6 +271,7 @@ export class RouterService extends ResourceService {
     const interfaces = await tx.selectFrom('ports').select('id').where('device_id', '=', row.id)
       .where('device_owner', 'in', [...ROUTER_INTERFACE_OWNERS]).orderBy('created_at').orderBy('id').execute();
     if (interfaces.length) throw new RouterInUse(row.id, `has ports still attached: ${interfaces.map((p) => p.id).join(', ')}`);
+    await this.assertNoVpnService(tx, row);
     if (row.gw_port_id) {
       await this.assertGatewayNotNeeded(tx, row);
       await this.ports.deleteWithin(tx, actingFor(row.project_id), row.gw_port_id);
@@ -341,6 +342,29 @@ export class RouterService extends ResourceService {
   private async assertGatewayNotNeeded(tx: Tx, router: Row): Promise<void> {
     const fip = await tx.selectFrom('floatingips').select('id').where('router_id', '=', router.id).limit(1).executeTakeFirst();
     if (fip) throw new RouterExternalGatewayInUseByFloatingIp(router.id, router.gw_network_id);
+    // A VPN service's tunnels leave from the gateway address (neutron-vpnaas's router check).
+    await this.assertNoVpnService(tx, router);
+  }
+
+  private async assertNoVpnService(tx: Tx, router: Row): Promise<void> {
+    const vpn = await tx.selectFrom('vpn_services').select('id').where('router_id', '=', router.id).limit(1).executeTakeFirst();
+    if (vpn) throw new RouterInUseByVPNService(router.id, vpn.id);
+  }
+
+  /**
+   * A subnet a VPN service on this router tunnels for: the legacy service
+   * subnet, or a subnet in the local endpoint group of one of its connections.
+   */
+  private async assertSubnetNotInVpn(tx: Tx, router: Row, subnetId: string): Promise<void> {
+    const legacy = await tx.selectFrom('vpn_services').select('id').where('router_id', '=', router.id)
+      .where('subnet_id', '=', subnetId).limit(1).executeTakeFirst();
+    if (legacy) throw new SubnetInUseByVPNService(subnetId, legacy.id);
+    const groups = await tx.selectFrom('vpn_ipsec_site_connections as c')
+      .innerJoin('vpn_services as v', 'v.id', 'c.vpnservice_id')
+      .innerJoin('vpn_endpoint_groups as g', 'g.id', 'c.local_ep_group_id')
+      .select(['v.id as vpnservice_id', 'g.endpoints']).where('v.router_id', '=', router.id).execute();
+    const using = groups.find((g) => (JSON.parse(g.endpoints) as string[]).includes(subnetId));
+    if (using) throw new SubnetInUseByVPNService(subnetId, using.vpnservice_id);
   }
 
   // ------------------------------------------------------ interfaces
@@ -517,6 +541,7 @@ export class RouterService extends ResourceService {
       .innerJoin('ip_allocations as a', (j) => j.onRef('a.port_id', '=', 'f.port_id').onRef('a.ip_address', '=', 'f.fixed_ip_address'))
       .select('f.id').where('f.router_id', '=', router.id).where('a.subnet_id', '=', subnet.id).limit(1).executeTakeFirst();
     if (fip) throw new RouterInterfaceInUseByFloatingIP(router.id, subnet.id);
+    await this.assertSubnetNotInVpn(tx, router, subnet.id);
     if (routesThrough(JSON.parse(router.routes) as HostRoute[], subnet.cidr)) throw new RouterInterfaceInUseByRoute(router.id, subnet.id);
   }
 

@@ -204,6 +204,14 @@ sandboxVm.command('delete')
     console.log(`sandbox VM ${name} deleted`);
   });
 
+const demo = program.command('demo').description('self-contained demonstrations on this machine (root; everything removed at the end)');
+demo.command('vpn')
+  .description('two sites (routers, tenant networks, sandbox VMs) joined by a VPNaaS IPsec tunnel made through the API; pings both ways, then cleans up')
+  .action(async () => {
+    const { runVpnDemo } = await import('./demo-vpn.ts');
+    process.exitCode = await runVpnDemo();
+  });
+
 const db = program.command('db').description('database maintenance');
 db.command('migrate')
   .description('apply pending migrations')

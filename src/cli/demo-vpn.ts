@@ -166,9 +166,19 @@ export interface VpnSide {
   peerEpId: string;
 }
 
-/** Policies, a VPN service on the site's router (no subnet: the endpoint-group form), the local (subnet) and peer (cidr) endpoint groups. */
+/**
+ * Policies, a VPN service on the site's router (no subnet: the endpoint-group
+ * form), the local (subnet) and peer (cidr) endpoint groups, and an ingress
+ * rule in the project's default security group for the peer LAN: the VPN
+ * routes the other side's traffic in, the VMs' security groups still decide
+ * (the default group only admits its own members).
+ */
 export async function createVpnSide(cloud: VpnCloud, site: Site, peerCidr: string): Promise<VpnSide> {
   const a = cloud.member;
+  const sg = (await a.get('/v2.0/security-groups?name=default')).security_groups[0];
+  await a.post('/v2.0/security-group-rules', { security_group_rule: {
+    security_group_id: sg.id, direction: 'ingress', ethertype: 'IPv4', remote_ip_prefix: peerCidr,
+  } }).catch((e: Error) => { if (!/SecurityGroupRuleExists|409/.test(e.message)) throw e; });
   const ike = (await a.post('/v2.0/vpn/ikepolicies', { ikepolicy: { name: `${site.name}-ike`, ike_version: 'v2', pfs: 'group14' } })).ikepolicy;
   const esp = (await a.post('/v2.0/vpn/ipsecpolicies', { ipsecpolicy: { name: `${site.name}-esp`, pfs: 'group14' } })).ipsecpolicy;
   const svc = (await a.post('/v2.0/vpn/vpnservices', { vpnservice: { name: `${site.name}-vpn`, router_id: site.routerId } })).vpnservice;
@@ -264,7 +274,8 @@ export async function runVpnDemo(out: (line: string) => void = console.log): Pro
     const b = await createSite(cloud, { name: 'site-b', cidr: '20.20.20.0/24', externalId: ext, vm: `${PREFIX}vmB` });
     out(`         router gateway ${b.gatewayIp}, VM ${b.vm} ${b.vmIp}`);
     step(`before the VPN: ping ${b.vmIp} from VM A → ${(await pingOnce(a.vm, b.vmIp)) ? 'reply (unexpected!)' : 'no reply, as it should be'}`);
-    step('IKE policy (v2, group14), IPsec policy, a VPN service per router, endpoint groups (local subnet, peer CIDR)');
+    step('IKE policy (v2, group14), IPsec policy, a VPN service per router, endpoint groups (local subnet, peer CIDR),');
+    out('         a security group rule admitting the peer LAN');
     const sa = await createVpnSide(cloud, a, b.cidr);
     const sb = await createVpnSide(cloud, b, a.cidr);
     step(`ipsec-site-connections A → ${b.gatewayIp} and B → ${a.gatewayIp} (same PSK)`);

@@ -21,7 +21,7 @@ PACKAGES=(
   postgresql
   # data plane: namespaces, veths, bridges, firewalling, DHCP, VPN, LB, probes
   iproute2 nftables dnsmasq-base
-  strongswan-swanctl charon-systemd libcharon-extra-plugins libstrongswan-extra-plugins
+  strongswan-swanctl charon-systemd libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
   openvpn easy-rsa haproxy
   openssh-server openssh-client
   conntrack tcpdump iputils-ping iputils-arping socat busybox isc-dhcp-client

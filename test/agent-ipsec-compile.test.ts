@@ -186,3 +186,15 @@ describe('IPsec status from the SA list', () => {
     assert.deepEqual(instanceStatuses([{ id: 'c1', child: 'c1' }, { id: 'c2', child: 'c2' }], [], new Set(['c2'])), { c1: 'DOWN', c2: 'ERROR' });
   });
 });
+
+describe('IPsec backend setting', () => {
+  it('libipsec puts kernel-libipsec before kernel-netlink; kernel leaves it out (XFRM holds the SAs)', () => {
+    const lib = strongswanConf('/x', 'libipsec');
+    assert.match(lib, /load = .* kernel-libipsec kernel-netlink /);
+    const kern = strongswanConf('/x', 'kernel');
+    const loadLine = kern.split('\n').find((l) => l.trim().startsWith('load ='))!;
+    assert.doesNotMatch(loadLine, /kernel-libipsec/);
+    assert.match(kern, /load = .* kernel-netlink socket-default vici/);
+    assert.equal(strongswanConf('/x'), lib, 'libipsec is the default');
+  });
+});

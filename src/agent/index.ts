@@ -37,6 +37,8 @@ export interface AgentFlags {
   underlayInterface?: string;
   networkNode?: boolean;
   namespacePrefix?: string;
+  /** 'kernel' or 'libipsec' (default). */
+  ipsecBackend?: string;
   stateDir?: string;
   /** Seconds. */
   resyncInterval?: number;
@@ -66,7 +68,14 @@ export function hostConfigFrom(flags: AgentFlags, dataDir: string): HostConfig {
     networkNode: flags.networkNode ?? true,
     namespacePrefix: flags.namespacePrefix ?? '',
     stateDir: path.resolve(flags.stateDir ?? path.join(dataDir, 'agent')),
+    ipsecBackend: ipsecBackendFrom(flags.ipsecBackend),
   };
+}
+
+function ipsecBackendFrom(value: string | undefined): 'kernel' | 'libipsec' {
+  if (value === undefined || value === 'libipsec') return 'libipsec';
+  if (value === 'kernel') return 'kernel';
+  throw new Error(`--ipsec-backend: '${value}' is neither kernel nor libipsec`);
 }
 
 /** Tap devices (VM ports and the host ends of our veths) in a namespace: one `ip -o link`. */

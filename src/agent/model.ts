@@ -136,6 +136,12 @@ export interface HostConfig {
   namespacePrefix: string;
   /** Directory for per-instance state (dnsmasq files, pid files). */
   stateDir: string;
+  /**
+   * Where ESP runs: 'kernel' (netlink XFRM, hosts whose kernel has ESP) or
+   * 'libipsec' (userspace ESP over a TUN device, for kernels without it, like
+   * this one). Default libipsec.
+   */
+  ipsecBackend?: 'kernel' | 'libipsec';
 }
 
 /** What compile may read from the host: only what binding depends on. */

@@ -31,6 +31,7 @@ function agentFlags(cmd: Command, hostFlag: '--host' | '--agent-host'): Command 
     .option('--network-node', 'host routers and DHCP servers (the default)')
     .option('--no-network-node', 'a compute node: VM ports only')
     .option('--namespace-prefix <p>', 'prepended to every namespace the agent creates', '')
+    .option('--ipsec-backend <kind>', 'kernel (XFRM, kernels with ESP) or libipsec (userspace ESP over TUN)', 'libipsec')
     .option('--state-dir <dir>', 'per-instance state (dnsmasq files; default DATA_DIR/agent)')
     .option('--resync-interval <s>', 'full resync period in seconds', seconds, 30)
     .option('--report-interval <s>', 'heartbeat period in seconds (alive for twice that)', seconds, 5);
@@ -41,7 +42,7 @@ function agentFlagsFrom(o: Record<string, any>, host: string | undefined) {
   return {
     host, hostNamespace: o.hostNamespace, bridgeMapping: o.bridgeMapping, vlanInterface: o.vlanInterface,
     underlayIp: o.underlayIp, underlayInterface: o.underlayInterface, networkNode: o.networkNode,
-    namespacePrefix: o.namespacePrefix, stateDir: o.stateDir, resyncInterval: o.resyncInterval, reportInterval: o.reportInterval,
+    namespacePrefix: o.namespacePrefix, ipsecBackend: o.ipsecBackend, stateDir: o.stateDir, resyncInterval: o.resyncInterval, reportInterval: o.reportInterval,
   };
 }
 

@@ -99,7 +99,7 @@ export function compileHost(model: LogicalModel, config: HostConfig, facts: Host
     const gw = lookup.ports.get(lookup.model.routers.find((r) => r.id === ns.owner)?.gw_port_id ?? '');
     return { router_id: ns.owner!, namespace: ns.name, gatewayIp: gw?.fixed_ips.map((f) => f.ip_address).find((ip) => !ip.includes(':')) ?? null };
   });
-  const ipsec = planIpsec(model.ipsecConnections ?? [], ipsecRouters, config.stateDir);
+  const ipsec = planIpsec(model.ipsecConnections ?? [], ipsecRouters, config.stateDir, config.ipsecBackend ?? 'libipsec');
   for (const ns of routers.namespaces) ns.routes.push(...(ipsec.routes.get(ns.name) ?? []));
 
   return {

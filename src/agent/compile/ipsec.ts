@@ -125,18 +125,24 @@ export function connectionConfig(c: ModelIpsecConnection, gatewayIp: string): Re
   return { [c.id]: conn };
 }
 
+/** The charon plugins for a backend: with libipsec, kernel-libipsec must come before kernel-netlink. */
+export function charonPlugins(backend: 'kernel' | 'libipsec'): string {
+  const crypto = 'random nonce openssl aes des sha1 sha2 md5 hmac xcbc cmac gcm ccm ctr gmp curve25519 kdf pem pkcs1 x509 pubkey';
+  return `${crypto} ${backend === 'libipsec' ? 'kernel-libipsec ' : ''}kernel-netlink socket-default vici updown`;
+}
+
 /** The per-instance strongswan.conf: plugin order matters (kernel-libipsec before kernel-netlink). */
-export function strongswanConf(dir: string): string {
+export function strongswanConf(dir: string, backend: 'kernel' | 'libipsec' = 'libipsec'): string {
   return `# Written by the Nucleon agent; one charon per router namespace.
 charon {
   # Faster dead-peer detection than the defaults (minutes).
   retransmit_timeout = 1
   retransmit_tries = 2
   # No stroke (a shared /var/run/charon.ctl), no resolve (writes /etc/resolv.conf).
-  # kernel-libipsec before kernel-netlink: the other way round XFRM takes the SAs,
-  # and this kernel has no ESP.
+  # Backend ${backend}. With libipsec, kernel-libipsec comes before kernel-netlink:
+  # the other way round XFRM takes the SAs, which a kernel without ESP cannot hold.
   load_modular = no
-  load = random nonce openssl aes des sha1 sha2 md5 hmac xcbc cmac gcm ccm ctr gmp curve25519 kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici updown
+  load = ${charonPlugins(backend)}
   plugins {
     vici {
       socket = unix://${dir}/charon.vici
@@ -177,7 +183,7 @@ export interface IpsecCompileResult {
   errors: Record<string, string>;
 }
 
-export function planIpsec(connections: ModelIpsecConnection[], routers: IpsecRouter[], stateDir: string): IpsecCompileResult {
+export function planIpsec(connections: ModelIpsecConnection[], routers: IpsecRouter[], stateDir: string, backend: 'kernel' | 'libipsec' = 'libipsec'): IpsecCompileResult {
   const byRouter = new Map(routers.map((r) => [r.router_id, r]));
   const instances: IpsecInstance[] = [];
   const routes = new Map<string, Route[]>();
@@ -217,7 +223,7 @@ export function planIpsec(connections: ModelIpsecConnection[], routers: IpsecRou
     // A router whose connections are all admin-down runs no charon.
     if (plans.length === 0) continue;
     const dir = `${stateDir}/ipsec/${routerId}`;
-    instances.push({ router_id: routerId, namespace: router.namespace, dir, strongswanConf: strongswanConf(dir), connections: plans });
+    instances.push({ router_id: routerId, namespace: router.namespace, dir, strongswanConf: strongswanConf(dir, backend), connections: plans });
   }
   return { instances, routes, errors };
 }

@@ -247,7 +247,12 @@ export async function runVpnDemo(out: (line: string) => void = console.log): Pro
     await destroyPrefix(PREFIX);
   }
   const t0 = Date.now();
-  const step = (s: string) => out(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(4)} s] ${s}`);
+  let interrupted = false;
+  const step = (s: string) => {
+    // Interrupted: stop before the next step creates anything the cleanup already swept past.
+    if (interrupted) throw new Error('interrupted');
+    out(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(4)} s] ${s}`);
+  };
   let cloud: VpnCloud | null = null;
   let cleaning: Promise<void> | null = null;
   const cleanup = () => (cleaning ??= (async () => {
@@ -256,8 +261,10 @@ export async function runVpnDemo(out: (line: string) => void = console.log): Pro
   })());
   // Ctrl-C in the middle still removes everything before exiting.
   const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = true;
     out(`\n${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
+    // A second sweep: a step under way when the signal came may have added a namespace after the first.
+    void cleanup().then(() => new Promise((r) => setTimeout(r, 500))).then(() => destroyPrefix(PREFIX)).finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -309,6 +316,8 @@ export async function runVpnDemo(out: (line: string) => void = console.log): Pro
     step('done: VPN up, pings through, everything removed');
     return 0;
   } catch (e) {
+    // Interrupted: the steps under way fail as their cloud goes away; the signal handler reports and exits.
+    if (interrupted) return 130;
     out(`nucleon demo vpn FAILED: ${e instanceof Error ? e.message : String(e)}`);
     out('cleaning up');
     await cleanup().catch(() => {});

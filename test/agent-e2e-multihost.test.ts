@@ -8,6 +8,8 @@
 // Everything is named nag-<rand>-… and removed in after(), also on failure.
 // Each agent has its own namespace prefix: agents delete namespaces they own
 // and no longer plan, so two agents must never share one.
+import { until } from '../src/util/until.ts';
+import { expectStatus as ok } from './support/server.ts';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -93,22 +95,6 @@ async function pingsWithin(ns: string, ip: string, ms: number): Promise<boolean>
   return false;
 }
 
-async function until<T>(what: string, ms: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function ok(r: Promise<{ status: number; body: Json; text: string }>, status = 200): Promise<Json> {
-  const res = await r;
-  assert.equal(res.status, status, res.text);
-  return res.body;
-}
-
 function logTail(lines = 60): string {
   try {
     return fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n');
@@ -189,7 +175,8 @@ describe('agents on three hosts joined by a VXLAN underlay (root)', { skip: isRo
       assert.equal(a.configurations.underlay_ip, h.underlayIp);
       assert.equal(a.configurations.network_node, h.networkNode);
     }
-    const routerNs = (await listNamespaces()).filter((n) => n.includes('qrouter-') || n.includes('qdhcp-'));
+    // Only this run's namespaces: other test files may be wiring routers at the same time.
+    const routerNs = (await listNamespaces()).filter((n) => n.startsWith(PREFIX) && (n.includes('qrouter-') || n.includes('qdhcp-')));
     assert.ok(routerNs.length >= 3, routerNs.join(', '));
     assert.ok(routerNs.every((n) => n.startsWith(`${NETWORK_NODE.ns}-`)), 'routers and DHCP servers only on the network node');
   });

@@ -10,6 +10,8 @@
 // removes it (namespaces, the processes in them, /etc/netns entries, state
 // directories, child agents), also when a test fails. Traffic stays inside
 // these namespaces.
+import { until } from '../src/util/until.ts';
+import { expectStatus as ok } from './support/server.ts';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -172,21 +174,7 @@ async function startAgent(): Promise<Agent> {
   return a;
 }
 
-async function ok(r: Promise<{ status: number; body: Json; text: string }>, status = 200): Promise<Json> {
-  const res = await r;
-  assert.equal(res.status, status, res.text);
-  return res.body;
-}
 
-async function until<T>(what: string, ms: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Vm { name: string; port: Json; ip: string }
 let vmCounter = 0;

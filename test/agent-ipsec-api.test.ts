@@ -8,6 +8,8 @@
 // charon restart), a ping from the VM to the office LAN, and the connection
 // deleted (charon stopped).
 // Everything created here is named nvp-<rand>-…; after() removes it.
+import { until } from '../src/util/until.ts';
+import { expectStatus as ok } from './support/server.ts';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -16,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { startTestCloud, type ApiClient, type Json, type TestCloud } from './support/server.ts';
+import { startTestCloud, type ApiClient, type TestCloud } from './support/server.ts';
 import { createAgent, type Agent } from '../src/agent/index.ts';
 import type { HostConfig } from '../src/agent/model.ts';
 import { routerNamespace } from '../src/agent/plan.ts';
@@ -45,21 +47,7 @@ let officePid = 0;
 let cloud: TestCloud;
 let agent: Agent | null = null;
 
-async function ok(r: Promise<{ status: number; body: Json; text: string }>, status = 200): Promise<Json> {
-  const res = await r;
-  assert.equal(res.status, status, res.text);
-  return res.body;
-}
 
-async function until<T>(what: string, ms: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function buildMachine(): Promise<void> {
   for (const ns of [HOST_NS, OFFICE_NS, OFFICE_VM_NS]) await runOk(['ip', 'netns', 'add', ns]);

@@ -3,6 +3,7 @@
 // retried, what plan-only mode leaves alone, and what a pass writes back
 // (port binding and status, floating IP status, DHCP ports). The host is
 // simulated: taps come from a list the test controls, apply only counts.
+import { until as untilEvery } from '../src/util/until.ts';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
@@ -24,6 +25,9 @@ import { reportStatus } from '../src/agent/report.ts';
 import { tapName, type HostPlan } from '../src/agent/plan.ts';
 import type { HostConfig, HostFacts, LogicalModel } from '../src/agent/model.ts';
 import type { Store } from '../src/store/database.ts';
+
+/** Polls every 20 ms: these tests time the agent's reactions in the 100 ms range. */
+const until = <T>(what: string, ms: number, fn: () => Promise<T | undefined | null | false>) => untilEvery(what, ms, fn, 20);
 
 const alice = caller('aaaa1111aaaa1111aaaa1111aaaa1111');
 const admin = caller('adad0000adad0000adad0000adad0000', 'admin');
@@ -108,15 +112,6 @@ function nextPass(agent: Agent, ms: number, match: (r: PassResult) => boolean = 
   });
 }
 
-async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined | null | false>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('agent runtime: triggers and serialization (sqlite)', () => {
   let store: Store;

@@ -6,6 +6,7 @@
 // sandbox VM; a VPN side is the policies, a VPN service, endpoint groups and
 // an ipsec-site-connection, all created through the API.
 // Everything on the machine is named <prefix>…; destroyPrefix() removes it.
+import { until } from '../util/until.ts';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,15 +48,8 @@ export function api(baseUrl: string, token: string): Api {
   };
 }
 
-export async function until<T>(what: string, ms: number, fn: () => Promise<T | null | undefined | false>, stepMs = 100): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+
+export { until };
 
 export interface VpnCloud {
   name: string;

@@ -7,6 +7,7 @@
 //   const r = await alice.post('/v2.0/networks', { network: { name: 'n' } });
 //
 // Everything started here is stopped and removed when the test file ends.
+import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -172,4 +173,11 @@ export async function startTestCloud(backend: BackendName, opts: { adminPassword
     throw e;
   }
   return cloud;
+}
+
+/** The answer's body, after asserting its status (the failure message is the body's text). */
+export async function expectStatus(r: Promise<{ status: number; body: Json; text: string }>, status = 200): Promise<Json> {
+  const res = await r;
+  assert.equal(res.status, status, res.text);
+  return res.body;
 }

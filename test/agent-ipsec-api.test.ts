@@ -218,7 +218,12 @@ describe('VPNaaS end to end: API → agent → strongSwan (root)', { skip: !isRo
     assert.match(routes, /10\.50\.0\.0\/24/);
     assert.notEqual((await run(['ip', 'netns', 'exec', vmName, 'ping', '-c1', '-W1', OFFICE_VM])).code, 0);
     assert.match(fs.readFileSync(path.join(officeDir, 'charon.log'), 'utf8'), /AUTH_FAILED|authentication of .* failed/);
-    const agentLog = fs.readFileSync(logFile, 'utf8');
+    // The reason is in the agent's own log, in words an operator acts on — and never the PSK.
+    const agentLog = await until('the failure in the agent log', 10_000, async () => {
+      const text = fs.readFileSync(logFile, 'utf8');
+      return /authentication failed/.test(text) ? text : null;
+    }).catch((e) => { throw new Error(`${e.message}\n${agentLogTail()}`); });
+    assert.match(agentLog, new RegExp(`ipsec: initiate ${connId} .*authentication failed`));
     assert.ok(!agentLog.includes('wrong-psk-9876543210') && !agentLog.includes(PSK), 'no PSK in the agent log');
   });
 

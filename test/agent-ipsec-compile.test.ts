@@ -7,6 +7,7 @@ import type { HostConfig, LogicalModel, ModelIpsecConnection } from '../src/agen
 import { childProposals, connectionConfig, dhGroup, encryption, ikeProposal, planIpsec, strongswanConf } from '../src/agent/compile/ipsec.ts';
 import { compileHost } from '../src/agent/compile/index.ts';
 import { connectionStatus, instanceStatuses, summariseSas } from '../src/agent/vpn/status.ts';
+import { negotiationFailure } from '../src/agent/apply/ipsec.ts';
 
 const R1 = 'r1000000-0000-4000-8000-000000000001';
 const R2 = 'r2000000-0000-4000-8000-000000000002';
@@ -196,5 +197,14 @@ describe('IPsec backend setting', () => {
     assert.doesNotMatch(loadLine, /kernel-libipsec/);
     assert.match(kern, /load = .* kernel-netlink socket-default vici/);
     assert.equal(strongswanConf('/x'), lib, 'libipsec is the default');
+  });
+});
+
+describe('negotiation failures in words', () => {
+  it('finds the newest known reason in a charon log tail', () => {
+    assert.equal(negotiationFailure('09:00:01 12[IKE] received AUTHENTICATION_FAILED notify error\n'), 'authentication failed (pre-shared keys differ?)');
+    assert.equal(negotiationFailure('x received NO_PROPOSAL_CHOSEN notify error\ny\n'), 'no proposal chosen (policies differ)');
+    assert.equal(negotiationFailure('giving up after 2 retransmits\nlater: received AUTHENTICATION_FAILED notify error'), 'authentication failed (pre-shared keys differ?)');
+    assert.equal(negotiationFailure('IKE_SA established\n'), null);
   });
 });

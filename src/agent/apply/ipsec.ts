@@ -26,6 +26,43 @@ import { cmdline, isAlive, readPidFile, terminate, type Logger } from './exec.ts
 
 export const CHARON = '/usr/sbin/charon-systemd';
 
+/** What charon says when a negotiation fails, in words an operator acts on. */
+const FAILURE_REASONS: Array<[RegExp, string]> = [
+  [/AUTHENTICATION_FAILED|authentication of .* failed|AUTH_FAILED/, 'authentication failed (pre-shared keys differ?)'],
+  [/NO_PROPOSAL_CHOSEN|NO_PROP|no acceptable proposal/, 'no proposal chosen (policies differ)'],
+  [/TS_UNACCEPTABLE|traffic selectors .* unacceptable/, 'traffic selectors unacceptable (subnets differ)'],
+  [/giving up after \d+ retransmits|peer not responding/, 'the peer does not answer'],
+];
+
+/**
+ * The newest recognized failure in the tail of a charon log (pure): the vici
+ * initiate error alone only says that establishing failed, not why.
+ */
+export function negotiationFailure(logTail: string): string | null {
+  const lines = logTail.split('\n').reverse();
+  for (const line of lines) {
+    for (const [re, reason] of FAILURE_REASONS) if (re.test(line)) return reason;
+  }
+  return null;
+}
+
+function charonLogTail(dir: string, bytes = 16_384): string {
+  try {
+    const file = path.join(dir, 'charon.log');
+    const size = fs.statSync(file).size;
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(bytes, size));
+      fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+      return buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
 export interface IpsecApplyContext {
   /** The agent's state directory; instances live under <stateDir>/ipsec/<router id>. */
   stateDir: string;
@@ -189,7 +226,8 @@ async function applyInstance(inst: IpsecInstance, ctx: IpsecApplyContext, log: L
           const key = `${inst.dir}/${c.id}`;
           if (quiet.has(key)) return;
           quiet.add(key);
-          log(`ipsec: initiate ${c.id} in ${inst.namespace}: ${why} (retrying quietly until it is up; details in ${inst.dir}/charon.log)`);
+          const reason = negotiationFailure(charonLogTail(inst.dir));
+          log(`ipsec: initiate ${c.id} in ${inst.namespace}: ${why}${reason ? `: ${reason}` : ''} (retrying quietly until it is up; details in ${inst.dir}/charon.log)`);
         };
         // Each on its own connection: initiate blocks its vici connection until done or timed out.
         let v: ViciClient | null = null;

@@ -13,6 +13,8 @@
 // The topology is the one `nucleon demo vpn` builds (one in-process Nucleon,
 // its agent on a host namespace, two routers and VMs). Everything on the
 // machine is named nbv-<rand>-…, removed at the end (also on failure or Ctrl-C).
+// The hand-configured peer is the tests' (test/support/strongswan-peer.ts): one recipe for both.
+import { loadPeerConf, startPeerCharon } from '../test/support/strongswan-peer.ts';
 import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -98,55 +100,13 @@ async function throughput(from: string, to: string, toIp: string): Promise<numbe
 /** charon-systemd with a swanctl.conf written by hand, in a router namespace (as in linux-dataplane.md §1). */
 async function handCharon(ns: string, name: string, me: Site, peer: Site, initiate: boolean): Promise<number> {
   const dir = path.join(handDir, name);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(dir, 'strongswan.conf'), `charon {
-  load_modular = no
-  load = random nonce openssl aes sha1 sha2 hmac gmp curve25519 kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  plugins { vici { socket = unix://${dir}/charon.vici } }
-  filelog { log { path = ${dir}/charon.log
-    default = 1
-    flush_line = yes } }
-  syslog { daemon { default = -1 } }
-}
-charon-systemd { journal { default = -1 } }
-`, { mode: 0o600 });
+  const pid = await startPeerCharon(dir, ns);
   // The proposals Nucleon derives from the default policies (aes-128, sha1, group14), so only the configuration path differs.
-  fs.writeFileSync(path.join(dir, 'swanctl.conf'), `connections {
-  peer {
-    version = 2
-    local_addrs = ${me.gatewayIp}
-    remote_addrs = ${peer.gatewayIp}
-    proposals = aes128-sha1-modp2048
-    local { auth = psk
-            id = ${me.gatewayIp} }
-    remote { auth = psk
-             id = ${peer.gatewayIp} }
-    children {
-      lan {
-        local_ts = ${me.cidr}
-        remote_ts = ${peer.cidr}
-        esp_proposals = aes128-sha1-modp2048
-        start_action = ${initiate ? 'start' : 'none'}
-      }
-    }
-  }
-}
-secrets {
-  ike-peer {
-    id-1 = ${me.gatewayIp}
-    id-2 = ${peer.gatewayIp}
-    secret = "${PSK}"
-  }
-}
-`, { mode: 0o600 });
-  const ch = spawn('ip', ['netns', 'exec', ns, '/usr/sbin/charon-systemd'], {
-    detached: true, stdio: 'ignore', env: { ...process.env, STRONGSWAN_CONF: path.join(dir, 'strongswan.conf') },
+  await loadPeerConf(dir, {
+    name: 'peer', version: 2, localAddr: me.gatewayIp, remoteAddr: peer.gatewayIp, localId: me.gatewayIp, remoteId: peer.gatewayIp,
+    proposals: 'aes128-sha1-modp2048', localTs: me.cidr, remoteTs: peer.cidr, startAction: initiate ? 'start' : 'none', psk: PSK,
   });
-  ch.unref();
-  await until(`${name} charon`, 5000, async () => fs.existsSync(path.join(dir, 'charon.vici')), 50);
-  const r = await run(['swanctl', '--load-all', '--uri', `unix://${dir}/charon.vici`, '--file', path.join(dir, 'swanctl.conf')]);
-  if (r.code !== 0) throw new Error(`swanctl --load-all (${name}): ${r.stderr.trim() || r.stdout.trim()}`);
-  return ch.pid!;
+  return pid;
 }
 
 const hasCharon = async (ns: string) => {

@@ -8,11 +8,11 @@
 // charon restart), a ping from the VM to the office LAN, and the connection
 // deleted (charon stopped).
 // Everything created here is named nvp-<rand>-…; after() removes it.
+import { loadPeerConf, startPeerCharon } from './support/strongswan-peer.ts';
 import { until } from '../src/util/until.ts';
 import { expectStatus as ok } from './support/server.ts';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -77,55 +77,11 @@ async function buildMachine(): Promise<void> {
 }
 
 async function startOffice(gatewayIp: string, localCidr: string): Promise<void> {
-  fs.mkdirSync(officeDir, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(officeDir, 'strongswan.conf'), `charon {
-  load_modular = no
-  load = random nonce aes sha1 sha2 hmac gmp kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  plugins { vici { socket = unix://${officeDir}/charon.vici } }
-  filelog { log { path = ${officeDir}/charon.log
-    default = 1
-    ike = 2
-    flush_line = yes } }
-  syslog { daemon { default = -1 } }
-}
-charon-systemd { journal { default = -1 } }
-`, { mode: 0o600 });
-  fs.writeFileSync(path.join(officeDir, 'swanctl.conf'), `connections {
-  nucleon {
-    version = 2
-    local_addrs = ${OFFICE_IP}
-    remote_addrs = ${gatewayIp}
-    proposals = aes128-sha1-modp1536
-    local { auth = psk
-            id = ${OFFICE_IP} }
-    remote { auth = psk
-             id = ${gatewayIp} }
-    children {
-      lan {
-        local_ts = ${OFFICE_LAN}
-        remote_ts = ${localCidr}
-        esp_proposals = aes128-sha1-modp1536
-        start_action = none
-      }
-    }
-  }
-}
-secrets {
-  ike-nucleon {
-    id-1 = ${OFFICE_IP}
-    id-2 = ${gatewayIp}
-    secret = "${PSK}"
-  }
-}
-`, { mode: 0o600 });
-  const ch = spawn('ip', ['netns', 'exec', OFFICE_NS, '/usr/sbin/charon-systemd'], {
-    detached: true, stdio: 'ignore', env: { ...process.env, STRONGSWAN_CONF: path.join(officeDir, 'strongswan.conf') },
+  officePid = await startPeerCharon(officeDir, OFFICE_NS);
+  await loadPeerConf(officeDir, {
+    name: 'nucleon', version: 2, localAddr: OFFICE_IP, remoteAddr: gatewayIp, localId: OFFICE_IP, remoteId: gatewayIp,
+    proposals: 'aes128-sha1-modp1536', localTs: OFFICE_LAN, remoteTs: localCidr, startAction: 'none', psk: PSK,
   });
-  ch.unref();
-  officePid = ch.pid!;
-  await until('office charon', 5000, async () => fs.existsSync(path.join(officeDir, 'charon.vici')));
-  const r = await run(['swanctl', '--load-all', '--uri', `unix://${officeDir}/charon.vici`, '--file', path.join(officeDir, 'swanctl.conf')]);
-  assert.equal(r.code, 0, r.stdout + r.stderr);
 }
 
 async function cleanMachine(): Promise<void> {

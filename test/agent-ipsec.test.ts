@@ -6,6 +6,7 @@
 // the other LAN: the captures prove it doesn't.
 // Everything created here is named nvp-<rand>; after() stops every charon and
 // tcpdump and deletes every namespace, also on failure.
+import { loadPeerConf, startPeerCharon } from './support/strongswan-peer.ts';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -251,58 +252,13 @@ describe('IPsec site-to-site with strongSwan (kernel-libipsec)', { skip: !isRoot
     it(`interop with a hand-configured strongSwan "office router" over IKEv${version}`, async () => {
       if (!officeDir) {
         officeDir = fs.mkdtempSync(path.join(os.tmpdir(), `${P}-office-`));
-        fs.chmodSync(officeDir, 0o700);
-        fs.writeFileSync(path.join(officeDir, 'strongswan.conf'), `charon {
-  load_modular = no
-  load = random nonce aes sha1 sha2 hmac gmp kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  plugins { vici { socket = unix://${officeDir}/charon.vici } }
-  filelog { log { path = ${officeDir}/charon.log
-    default = 1
-    ike = 2
-    flush_line = yes } }
-  syslog { daemon { default = -1 } }
-}
-charon-systemd { journal { default = -1 } }
-swanctl { socket = unix://${officeDir}/charon.vici }
-`, { mode: 0o600 });
-        const ch = spawn('ip', ['netns', 'exec', O.router, '/usr/sbin/charon-systemd'], {
-          detached: true, stdio: 'ignore', env: { ...process.env, STRONGSWAN_CONF: path.join(officeDir, 'strongswan.conf') },
-        });
-        ch.unref();
-        officePid = ch.pid!;
-        for (let i = 0; i < 100 && !fs.existsSync(path.join(officeDir, 'charon.vici')); i++) await new Promise((r) => setTimeout(r, 30));
+        officePid = await startPeerCharon(officeDir, O.router);
       }
       // The office only responds: Nucleon's side must initiate.
-      fs.writeFileSync(path.join(officeDir, 'swanctl.conf'), `connections {
-  nucleon {
-    version = ${version}
-    local_addrs = ${O.pub}
-    remote_addrs = ${A.pub}
-    proposals = aes256-sha1-modp2048
-    local { auth = psk
-            id = office.example }
-    remote { auth = psk
-             id = ${A.pub} }
-    children {
-      lan {
-        local_ts = ${O.lanCidr}
-        remote_ts = ${A.lanCidr}
-        esp_proposals = aes256-sha1-modp2048
-        start_action = none
-      }
-    }
-  }
-}
-secrets {
-  ike-nucleon {
-    id-1 = office.example
-    id-2 = ${A.pub}
-    secret = "office-psk-0123456789"
-  }
-}
-`, { mode: 0o600 });
-      const load = await run(['swanctl', '--load-all', '--uri', `unix://${officeDir}/charon.vici`, '--file', path.join(officeDir, 'swanctl.conf')]);
-      assert.equal(load.code, 0, load.stdout + load.stderr);
+      await loadPeerConf(officeDir, {
+        name: 'nucleon', version, localAddr: O.pub, remoteAddr: A.pub, localId: 'office.example', remoteId: A.pub,
+        proposals: 'aes256-sha1-modp2048', localTs: O.lanCidr, remoteTs: A.lanCidr, startAction: 'none', psk: 'office-psk-0123456789',
+      });
       const AO = 'c0000005-0000-4000-8000-0000000000a0';
       const a = [conn(AO, A, O, 'office-psk-0123456789', {
         peer_id: 'office.example',
